@@ -1,0 +1,168 @@
+#include "gateway.hh"
+
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "msecgw_build_config.hh"
+
+namespace msecgw::app {
+
+namespace {
+
+constexpr unsigned descs_per_queue = 2 * 2048; ///< rx + tx ring upper bound per queue pair
+
+} // namespace
+
+result<std::unique_ptr<gateway>> gateway::create(config::gateway_cfg cfg)
+{
+    std::unique_ptr<gateway> gw(new gateway());
+    gw->_cfg = std::move(cfg);
+    std::error_code ec;
+    std::filesystem::create_directories(gw->_cfg.state_dir, ec);
+    if (ec) {
+        return error{errc::io, "state_dir " + gw->_cfg.state_dir + ": " + ec.message()};
+    }
+    unsigned lcore;
+    RTE_LCORE_FOREACH_WORKER(lcore)
+    {
+        auto lc = std::make_unique<dataplane::lcore_ctx>();
+        lc->lcore_id = lcore;
+        lc->index = static_cast<uint16_t>(gw->_workers.size());
+        lc->stop = &gw->_stop;
+        gw->_workers.push_back(std::move(lc));
+    }
+    if (gw->_workers.empty()) {
+        return error{errc::unsupported, "no worker lcore: give EAL at least two lcores (e.g. -l 0,1); "
+                                        "the main lcore runs the control plane"};
+    }
+    for (const auto& p : gw->_cfg.ports) {
+        if (p.port >= dataplane::max_ports) {
+            return error{errc::unsupported, gw->_cfg.file + ":" + std::to_string(p.line) +
+                                                ": ports: port ids up to " +
+                                                std::to_string(dataplane::max_ports - 1) + " are supported"};
+        }
+    }
+    if (auto r = gw->start_ports(); !r) {
+        return r.err();
+    }
+    if (auto r = gw->build_tables(); !r) {
+        return r.err();
+    }
+    gw->bind_workers();
+    return gw;
+}
+
+result<void> gateway::start_ports()
+{
+    auto q = port::common_queue_count(_cfg.ports, static_cast<uint16_t>(_workers.size()));
+    if (!q) {
+        return q.err();
+    }
+    _nb_queues = *q;
+    const unsigned n_mbufs = std::max(8191u, static_cast<unsigned>(_cfg.ports.size()) * _nb_queues *
+                                                 descs_per_queue + 4096u);
+    _pool = rte_pktmbuf_pool_create("msecgw_mbufs", n_mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                    static_cast<int>(rte_socket_id()));
+    if (_pool == nullptr) {
+        return error{errc::dpdk, "mbuf pool of " + std::to_string(n_mbufs) +
+                                     " mbufs: out of memory (raise EAL -m or use hugepages)"};
+    }
+    const std::string dir = _cfg.drivers_cfg.empty() ? MSECGW_DRIVERS_CFG_DIR : _cfg.drivers_cfg;
+    for (const auto& pc : _cfg.ports) {
+        auto st = port::start_port(pc, dir, _nb_queues, _pool);
+        if (!st) {
+            return st.err();
+        }
+        _ports.push_back(std::move(st.value()));
+    }
+    return port::pair_ports(_ports);
+}
+
+result<void> gateway::build_tables()
+{
+    const int socket = static_cast<int>(rte_socket_id());
+    auto out = policy::table::build(_cfg.policies, config::direction::out, "out", socket);
+    if (!out) {
+        return out.err();
+    }
+    auto in = policy::table::build(_cfg.policies, config::direction::in, "in", socket);
+    if (!in) {
+        return in.err();
+    }
+    _out = std::move(out.value());
+    _in = std::move(in.value());
+    return {};
+}
+
+void gateway::bind_workers()
+{
+    for (auto& lc : _workers) {
+        if (lc->index >= _nb_queues) {
+            continue; // more lcores than queues: this one stays idle
+        }
+        for (const auto& p : _ports) {
+            const auto& peer = *std::find_if(_ports.begin(), _ports.end(),
+                                             [&](const auto& x) { return x.port_id == p.peer; });
+            dataplane::rx_binding& b = lc->bindings[lc->n_bindings++];
+            b.rx_port = p.port_id;
+            b.rx_queue = lc->index;
+            b.tx_port = peer.port_id;
+            b.tx_queue = lc->index;
+            b.egress_mtu = peer.mtu;
+            b.csum = p.rx_ipv4_cksum ? packet::ipv4_csum::trusted : packet::ipv4_csum::verify;
+            b.policies = p.side == config::port_side::clear ? _out.get() : _in.get();
+        }
+    }
+}
+
+result<void> gateway::launch()
+{
+    for (auto& lc : _workers) {
+        if (lc->n_bindings == 0) {
+            continue;
+        }
+        if (int rc = rte_eal_remote_launch(dataplane::worker_main, lc.get(), lc->lcore_id); rc != 0) {
+            stop_and_wait();
+            return error{errc::dpdk, "cannot launch worker on lcore " + std::to_string(lc->lcore_id)};
+        }
+    }
+    _launched = true;
+    return {};
+}
+
+void gateway::stop_and_wait()
+{
+    _stop.store(true, std::memory_order_relaxed);
+    rte_eal_mp_wait_lcore();
+    _launched = false;
+}
+
+stats::totals gateway::collect(double seconds) const
+{
+    std::vector<std::pair<unsigned, const dataplane::lcore_stats*>> lcores;
+    for (const auto& lc : _workers) {
+        if (lc->n_bindings != 0) {
+            lcores.emplace_back(lc->lcore_id, &lc->stats);
+        }
+    }
+    return stats::collect(_ports, lcores, seconds);
+}
+
+gateway::~gateway()
+{
+    if (_launched) {
+        stop_and_wait();
+    }
+    for (const auto& p : _ports) {
+        port::stop_port(p.port_id);
+    }
+    _out.reset();
+    _in.reset();
+    rte_mempool_free(_pool);
+}
+
+} // namespace msecgw::app

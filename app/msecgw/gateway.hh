@@ -1,0 +1,54 @@
+#pragma once
+// One running gateway: mempool, ports, policy tables and worker contexts, owned together so that
+// shutdown frees everything in the right order.
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "common/result.hh"
+#include "config/config.hh"
+#include "dataplane/worker.hh"
+#include "policy/policy.hh"
+#include "port/port.hh"
+#include "stats/report.hh"
+
+struct rte_mempool;
+
+namespace msecgw::app {
+
+class gateway {
+public:
+    /// Brings up ports and tables for `cfg` on the EAL's worker lcores (every lcore but the main).
+    static result<std::unique_ptr<gateway>> create(config::gateway_cfg cfg);
+    ~gateway();
+    gateway(const gateway&) = delete;
+    gateway& operator=(const gateway&) = delete;
+
+    /// Launches the workers; returns at once.
+    result<void> launch();
+    /// Asks workers to stop, waits until they drained and returned.
+    void stop_and_wait();
+    /// Current totals (safe while running).
+    stats::totals collect(double seconds) const;
+
+    const std::vector<port::port_state>& ports() const { return _ports; }
+    std::size_t worker_count() const { return _workers.size(); }
+
+private:
+    gateway() = default;
+    result<void> start_ports();
+    result<void> build_tables();
+    void bind_workers();
+
+    config::gateway_cfg _cfg;
+    rte_mempool* _pool = nullptr;
+    uint16_t _nb_queues = 1;
+    std::vector<port::port_state> _ports;
+    std::unique_ptr<policy::table> _out, _in;
+    std::vector<std::unique_ptr<dataplane::lcore_ctx>> _workers;
+    std::atomic<bool> _stop{false};
+    bool _launched = false;
+};
+
+} // namespace msecgw::app

@@ -1,0 +1,124 @@
+// msecgw: DPDK multicast security gateway. Main lcore = control plane; every other lcore = worker.
+#include <rte_eal.h>
+#include <rte_errno.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "config/config.hh"
+#include "default_config.hh"
+#include "gateway.hh"
+#include "options.hh"
+
+namespace {
+
+volatile std::sig_atomic_t g_signal = 0;
+
+void on_signal(int sig)
+{
+    g_signal = sig;
+}
+
+int fail(const std::string& line, int code = 1)
+{
+    std::fprintf(stderr, "msecgw: %s\n", line.c_str());
+    return code;
+}
+
+/// Index of the "--" that separates EAL arguments from ours, or argc.
+int find_separator(int argc, char** argv)
+{
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--") == 0) {
+            return i;
+        }
+    }
+    return argc;
+}
+
+msecgw::result<msecgw::config::gateway_cfg> load_config(const msecgw::app::options& o)
+{
+    if (o.config.empty()) {
+        return msecgw::config::load_string(msecgw::app::default_config, msecgw::app::default_config_name);
+    }
+    return msecgw::config::load_file(o.config);
+}
+
+bool write_file(const std::string& path, const std::string& text)
+{
+    std::ofstream f(path, std::ios::trunc);
+    f << text;
+    return static_cast<bool>(f.flush());
+}
+
+/// Runs until the duration elapses or a signal arrives; the control plane lives here.
+void control_loop(double duration)
+{
+    using clock = std::chrono::steady_clock;
+    const auto end = clock::now() + std::chrono::duration<double>(duration);
+    while (g_signal == 0 && (duration <= 0 || clock::now() < end)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+}
+
+int run(const msecgw::app::options& opts, msecgw::config::gateway_cfg cfg)
+{
+    using clock = std::chrono::steady_clock;
+    auto gw = msecgw::app::gateway::create(std::move(cfg));
+    if (!gw) {
+        return fail(gw.err().detail);
+    }
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    const auto t0 = clock::now();
+    if (auto r = (*gw)->launch(); !r) {
+        return fail(r.err().detail);
+    }
+    control_loop(opts.duration);
+    (*gw)->stop_and_wait();
+    const double secs = std::chrono::duration<double>(clock::now() - t0).count();
+    const auto totals = (*gw)->collect(secs);
+    std::fputs(msecgw::stats::summary(totals).c_str(), stdout);
+    std::fflush(stdout);
+    if (!opts.stats_json.empty() && !write_file(opts.stats_json, msecgw::stats::to_json(totals))) {
+        return fail("--stats-json " + opts.stats_json + ": cannot write");
+    }
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    const int sep = find_separator(argc, argv);
+    const int app_argc = sep < argc ? argc - sep - 1 : 0;
+    auto opts = msecgw::app::parse_options(app_argc, argv + sep + (sep < argc ? 1 : 0));
+    if (!opts) {
+        return fail(opts.err().detail, 2);
+    }
+    if (opts->help) {
+        std::fputs(msecgw::app::usage(), stdout);
+        return 0;
+    }
+    // Config errors are reported before the EAL starts: one line, file:line: key: reason.
+    auto cfg = load_config(*opts);
+    if (!cfg) {
+        return fail(cfg.err().detail, 2);
+    }
+    if (!opts->keylog.empty()) {
+        return fail("--keylog: no SA is installed on the data plane in this build", 2);
+    }
+    if (!opts->metrics.empty()) {
+        return fail("--metrics: not available in this build", 2);
+    }
+    if (rte_eal_init(sep, argv) < 0) {
+        return fail(std::string("EAL init failed: ") + rte_strerror(rte_errno));
+    }
+    const int rc = run(*opts, std::move(cfg.value()));
+    rte_eal_cleanup();
+    return rc;
+}

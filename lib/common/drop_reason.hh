@@ -1,0 +1,70 @@
+#pragma once
+/// Every reason a packet can be dropped (DESIGN.md invariant 4). One table feeds the per-lcore
+/// counters, the summary, --stats-json, the CLI and the Prometheus `reason` label.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace msecgw {
+
+enum class drop_reason : uint8_t {
+    frame_truncated,      ///< shorter than an Ethernet header
+    vlan_truncated,       ///< 802.1Q tag cut off
+    not_ip,               ///< EtherType is neither IPv4 nor IPv6
+    ip_truncated,         ///< shorter than the minimal IP header
+    ip_bad_version,       ///< version field disagrees with the EtherType
+    ip_bad_ihl,           ///< IPv4 IHL < 5 or options beyond the frame
+    ip_bad_length,        ///< IP total/payload length inconsistent with the frame
+    ip_bad_checksum,      ///< IPv4 header checksum wrong
+    ipv6_bad_ext_header,  ///< IPv6 extension header chain truncated or too long
+    l4_truncated,         ///< UDP/TCP header cut off in a first fragment
+    policy_discard,       ///< matched a DISCARD policy
+    policy_no_match,      ///< no policy matched (RFC 4301: discard)
+    sa_not_ready,         ///< PROTECT policy whose SA is not usable on the data plane
+    mtu_exceeded,         ///< bypassed frame larger than the egress port MTU
+    tx_full,              ///< egress queue stayed full
+    count_
+};
+
+inline constexpr std::size_t drop_reason_count = static_cast<std::size_t>(drop_reason::count_);
+
+struct drop_info {
+    drop_reason reason;
+    std::string_view label; ///< CLI name and Prometheus label value
+    std::string_view help;
+};
+
+inline constexpr std::array<drop_info, drop_reason_count> drop_table{{
+    {drop_reason::frame_truncated, "frame_truncated", "frame shorter than an Ethernet header"},
+    {drop_reason::vlan_truncated, "vlan_truncated", "802.1Q tag cut off"},
+    {drop_reason::not_ip, "not_ip", "EtherType neither IPv4 nor IPv6"},
+    {drop_reason::ip_truncated, "ip_truncated", "shorter than the minimal IP header"},
+    {drop_reason::ip_bad_version, "ip_bad_version", "IP version disagrees with the EtherType"},
+    {drop_reason::ip_bad_ihl, "ip_bad_ihl", "IPv4 IHL below 5 or options beyond the frame"},
+    {drop_reason::ip_bad_length, "ip_bad_length", "IP length inconsistent with the frame"},
+    {drop_reason::ip_bad_checksum, "ip_bad_checksum", "IPv4 header checksum wrong"},
+    {drop_reason::ipv6_bad_ext_header, "ipv6_bad_ext_header", "IPv6 extension header chain truncated or too long"},
+    {drop_reason::l4_truncated, "l4_truncated", "UDP/TCP header cut off"},
+    {drop_reason::policy_discard, "policy_discard", "matched a DISCARD policy"},
+    {drop_reason::policy_no_match, "policy_no_match", "no policy matched (discard by default)"},
+    {drop_reason::sa_not_ready, "sa_not_ready", "PROTECT policy whose SA is not usable"},
+    {drop_reason::mtu_exceeded, "mtu_exceeded", "frame larger than the egress port MTU"},
+    {drop_reason::tx_full, "tx_full", "egress queue stayed full"},
+}};
+
+constexpr bool drop_table_is_complete()
+{
+    for (std::size_t i = 0; i < drop_reason_count; ++i) {
+        if (static_cast<std::size_t>(drop_table[i].reason) != i || drop_table[i].label.empty()) {
+            return false;
+        }
+    }
+    return true;
+}
+static_assert(drop_table_is_complete(), "every drop_reason needs its row, in enum order");
+
+constexpr std::string_view to_label(drop_reason r) { return drop_table[static_cast<std::size_t>(r)].label; }
+
+} // namespace msecgw

@@ -1,0 +1,121 @@
+#pragma once
+/// The gateway's YAML configuration (DESIGN.md §5 contract), parsed and validated on the control
+/// core. Every error names file, line and key in one line. Nothing here runs on a worker lcore.
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.hh"
+
+namespace msecgw::config {
+
+enum class ip_family : uint8_t { any, v4, v6 };
+
+/// An address prefix; `any` (family any, length 0) matches both families.
+struct ip_prefix {
+    ip_family family = ip_family::any;
+    std::array<uint8_t, 16> addr{}; ///< network byte order; IPv4 in the first 4 bytes
+    uint8_t length = 0;             ///< prefix length in bits
+
+    bool is_any() const { return family == ip_family::any; }
+    bool operator==(const ip_prefix&) const = default;
+};
+
+/// Inclusive range of 16-bit values (ports, VLAN ids).
+struct u16_range {
+    uint16_t lo = 0;
+    uint16_t hi = 0xffff;
+    bool operator==(const u16_range&) const = default;
+};
+
+/// Key value of an untagged frame in VLAN matches (802.1Q ids are 0..4095).
+inline constexpr uint16_t vlan_untagged = 4096;
+
+enum class port_side : uint8_t { clear, protected_side };
+enum class direction : uint8_t { out, in };
+enum class aead_alg : uint8_t { aes_128_gcm, aes_256_gcm };
+enum class policy_action : uint8_t { protect, bypass, discard };
+
+std::string_view to_string(port_side s);
+std::string_view to_string(direction d);
+std::string_view to_string(aead_alg a);
+std::string_view to_string(policy_action a);
+std::string to_string(const ip_prefix& p); ///< "239.0.0.0/8", "ff00::/8", "any"
+
+struct port_cfg {
+    uint16_t port = 0;
+    port_side side = port_side::clear;
+    uint16_t mtu = 1500; ///< IP MTU of the link (bytes of IP packet, without L2 header)
+    int line = 0;
+};
+
+/// Key material that zeroes itself when destroyed (never logged, never printed).
+class secret_bytes {
+public:
+    secret_bytes() = default;
+    explicit secret_bytes(std::vector<uint8_t> bytes) : _bytes(std::move(bytes)) {}
+    secret_bytes(const secret_bytes&) = default;
+    secret_bytes& operator=(const secret_bytes&) = default;
+    secret_bytes(secret_bytes&&) = default;
+    secret_bytes& operator=(secret_bytes&&) = default;
+    ~secret_bytes();
+
+    const std::vector<uint8_t>& bytes() const { return _bytes; }
+    std::size_t size() const { return _bytes.size(); }
+
+private:
+    std::vector<uint8_t> _bytes;
+};
+
+struct sa_cfg {
+    std::string name;
+    direction dir = direction::out;
+    uint32_t spi = 0;
+    aead_alg aead = aead_alg::aes_128_gcm;
+    secret_bytes key;                ///< RFC 4106 keying material: key bytes then 4-byte salt
+    std::optional<ip_prefix> dst;    ///< inbound SAD match on outer dst; nullopt = any
+    std::optional<ip_prefix> src;    ///< inbound SAD match on outer src; nullopt = any
+    uint32_t replay_window = 1024;   ///< packets; 0 = off
+    int line = 0;
+};
+
+struct policy_cfg {
+    direction dir = direction::out;
+    ip_prefix src;                   ///< default any
+    ip_prefix dst;                   ///< default any
+    std::optional<uint8_t> proto;    ///< nullopt = any protocol
+    u16_range sport;                 ///< only meaningful with proto udp/tcp/sctp
+    u16_range dport;
+    u16_range vlan;                  ///< VLAN id range; vlan_untagged matches untagged frames
+    policy_action action = policy_action::discard;
+    std::string sa;                  ///< name of the SA for protect
+    int line = 0;
+
+    /// Families this rule applies to: both when src and dst are `any`.
+    bool applies_to(ip_family f) const;
+};
+
+struct gateway_cfg {
+    std::string file;                ///< where it was loaded from (for messages)
+    std::string state_dir = "/var/lib/msecgw";
+    std::string drivers_cfg;         ///< directory of port profiles; empty = build default
+    std::vector<port_cfg> ports;
+    std::vector<sa_cfg> sas;
+    std::vector<policy_cfg> policies; ///< in file order: first match wins per direction
+
+    const sa_cfg* find_sa(std::string_view name) const;
+};
+
+/// Parses and validates a configuration file.
+result<gateway_cfg> load_file(const std::string& path);
+/// Parses and validates YAML text; `name` stands for the file name in messages.
+result<gateway_cfg> load_string(std::string_view yaml, std::string_view name);
+
+/// Parses "239.0.0.0/8", "ff02::1", "10.0.0.1", "any". Address without length = host prefix.
+result<ip_prefix> parse_prefix(std::string_view text);
+
+} // namespace msecgw::config

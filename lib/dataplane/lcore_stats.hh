@@ -1,0 +1,25 @@
+#pragma once
+/// Per-lcore counters: plain integers written by one worker, read (racily but tear-free on x86-64)
+/// by the control core when it reports. No atomics on the data path.
+
+#include <array>
+#include <cstdint>
+
+#include "common/drop_reason.hh"
+
+namespace msecgw::dataplane {
+
+inline constexpr uint16_t max_ports = 8;
+
+struct alignas(64) lcore_stats {
+    std::array<uint64_t, max_ports> rx_pkts{};  ///< by rx port id
+    std::array<uint64_t, max_ports> rx_bytes{};
+    std::array<uint64_t, max_ports> tx_pkts{};  ///< by tx port id
+    std::array<uint64_t, max_ports> tx_bytes{};
+    uint64_t bypassed = 0;                      ///< forwarded unchanged by a BYPASS policy
+    std::array<uint64_t, drop_reason_count> drops{};
+    uint64_t busy_polls = 0;                    ///< polls that received packets
+    uint64_t idle_polls = 0;
+};
+
+} // namespace msecgw::dataplane
