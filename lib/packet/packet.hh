@@ -46,9 +46,17 @@ struct pkt_meta {
 /// IPv6: version 6, payload length within the frame; hop-by-hop, routing, fragment, destination
 /// options and AH headers are skipped (at most 8), truncation is `ipv6_bad_ext_header`. Ports are
 /// read for UDP, TCP and SCTP in unfragmented packets and first fragments (`l4_truncated` when cut).
+///
+/// Details: IPv6 payload length 0 (jumbogram) is `ip_bad_length`, and so is an IPv6 packet whose
+/// 40 + payload length does not fit `ip_len`. The extension header walk stops after a non-first
+/// fragment header (what follows is fragment data): `proto` is that header's next header. An
+/// extension chain longer than 215 bytes (40 + chain would not fit `l3_hdr_len`) is
+/// `ipv6_bad_ext_header`. IPv4 AH (51) is not skipped: `proto` is 51 with no ports.
 bool parse_frame(const uint8_t* frame, uint32_t len, ipv4_csum csum, pkt_meta& m, drop_reason& why);
 
-/// Internet checksum (RFC 1071) over `len` bytes, folded and complemented.
+/// Internet checksum (RFC 1071) over `len` bytes, folded and complemented. 16-bit words are read
+/// big-endian, so the result is stored high byte first; it is 0 over a header with a correct
+/// checksum field. An odd trailing byte is padded with zero.
 uint16_t ipv4_header_checksum(const uint8_t* hdr, uint32_t len);
 
 } // namespace msecgw::packet
