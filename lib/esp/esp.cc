@@ -1,0 +1,161 @@
+#include "esp.hh"
+
+#include <cstring>
+
+#include "packet/packet.hh"
+
+namespace msecgw::esp {
+
+namespace {
+
+constexpr uint8_t proto_esp = 50;
+constexpr uint8_t ecn_mask = 0x03;
+constexpr uint8_t ecn_ce = 0x03;
+
+void put16(uint8_t* p, uint16_t v)
+{
+    p[0] = static_cast<uint8_t>(v >> 8);
+    p[1] = static_cast<uint8_t>(v);
+}
+
+void put32(uint8_t* p, uint32_t v)
+{
+    put16(p, static_cast<uint16_t>(v >> 16));
+    put16(p + 2, static_cast<uint16_t>(v));
+}
+
+uint16_t get16(const uint8_t* p)
+{
+    return static_cast<uint16_t>(p[0] << 8 | p[1]);
+}
+
+uint32_t get32(const uint8_t* p)
+{
+    return static_cast<uint32_t>(get16(p)) << 16 | get16(p + 2);
+}
+
+} // namespace
+
+outb_layout layout_for(uint8_t family, uint16_t inner_len)
+{
+    outb_layout l{};
+    l.outer_len = family == 4 ? ipv4_hdr_len : ipv6_hdr_len;
+    l.head_len = static_cast<uint16_t>(l.outer_len + esp_hdr_len + iv_len);
+    l.pad_len = static_cast<uint8_t>((4 - (inner_len + 2) % 4) % 4);
+    l.cipher_len = static_cast<uint16_t>(inner_len + l.pad_len + 2);
+    l.tail_len = static_cast<uint16_t>(l.pad_len + 2 + icv_len);
+    l.outer_total = static_cast<uint32_t>(l.head_len) + inner_len + l.tail_len;
+    return l;
+}
+
+void write_outer_v4(uint8_t* out, const uint8_t* inner, uint32_t outer_total, uint16_t ip_id, bool csum_offload)
+{
+    out[0] = 0x45;
+    out[1] = inner[1];                                   // DSCP + ECN
+    put16(out + 2, static_cast<uint16_t>(outer_total));
+    put16(out + 4, ip_id);
+    put16(out + 6, static_cast<uint16_t>(get16(inner + 6) & 0x4000)); // DF only, never MF/offset
+    out[8] = inner[8];                                   // TTL
+    out[9] = proto_esp;
+    put16(out + 10, 0);
+    std::memcpy(out + 12, inner + 12, 8);                // src, dst
+    if (!csum_offload) {
+        const uint16_t c = packet::ipv4_header_checksum(out, ipv4_hdr_len);
+        put16(out + 10, c);
+    }
+}
+
+void write_outer_v6(uint8_t* out, const uint8_t* inner, uint32_t outer_total)
+{
+    std::memcpy(out, inner, 4);                          // version, traffic class, flow label
+    put16(out + 4, static_cast<uint16_t>(outer_total - ipv6_hdr_len));
+    out[6] = proto_esp;
+    out[7] = inner[7];                                   // hop limit
+    std::memcpy(out + 8, inner + 8, 32);                 // src, dst
+}
+
+void write_esp_header(uint8_t* p, uint32_t spi, uint32_t seq, uint64_t iv)
+{
+    put32(p, spi);
+    put32(p + 4, seq);
+    put32(p + 8, static_cast<uint32_t>(iv >> 32));
+    put32(p + 12, static_cast<uint32_t>(iv));
+}
+
+void write_trailer(uint8_t* p, uint8_t pad_len, uint8_t next_header)
+{
+    for (uint8_t i = 0; i < pad_len; ++i) {
+        p[i] = static_cast<uint8_t>(i + 1);
+    }
+    p[pad_len] = pad_len;
+    p[pad_len + 1] = next_header;
+}
+
+bool read_inb_header(const uint8_t* ip, uint16_t outer_len, uint32_t ip_len, inb_header& h)
+{
+    const uint32_t min_len = uint32_t{outer_len} + esp_hdr_len + iv_len + 4 + icv_len;
+    if (ip_len < min_len) {
+        return false;
+    }
+    const uint32_t cipher_len = ip_len - outer_len - esp_hdr_len - iv_len - icv_len;
+    if (cipher_len % 4 != 0 || cipher_len > 0xffff) {
+        return false;
+    }
+    h.spi = get32(ip + outer_len);
+    h.seq = get32(ip + outer_len + 4);
+    h.esp_off = outer_len;
+    h.cipher_len = static_cast<uint16_t>(cipher_len);
+    return true;
+}
+
+uint16_t check_trailer(const uint8_t* plain, uint16_t cipher_len)
+{
+    if (cipher_len < 2 + ipv4_hdr_len) {
+        return 0;
+    }
+    const uint8_t pad_len = plain[cipher_len - 2];
+    const uint8_t nh = plain[cipher_len - 1];
+    if (uint32_t{pad_len} + 2 + ipv4_hdr_len > cipher_len) {
+        return 0;
+    }
+    const auto inner_len = static_cast<uint16_t>(cipher_len - 2 - pad_len);
+    uint8_t diff = 0; // check every pad byte; padding is not secret, but keep the loop simple
+    for (uint8_t i = 0; i < pad_len; ++i) {
+        diff |= static_cast<uint8_t>(plain[inner_len + i] ^ (i + 1));
+    }
+    const uint8_t version = plain[0] >> 4;
+    const bool v4 = nh == next_header_ipv4 && version == 4 && get16(plain + 2) == inner_len;
+    const bool v6 = nh == next_header_ipv6 && version == 6 && inner_len >= ipv6_hdr_len &&
+                    get16(plain + 4) + uint32_t{ipv6_hdr_len} == inner_len;
+    return diff == 0 && (v4 || v6) ? inner_len : 0;
+}
+
+bool addresses_preserved(const uint8_t* outer, const uint8_t* inner, uint8_t family)
+{
+    if ((inner[0] >> 4) != family) {
+        return false;
+    }
+    return family == 4 ? std::memcmp(outer + 12, inner + 12, 8) == 0
+                       : std::memcmp(outer + 8, inner + 8, 32) == 0;
+}
+
+bool ecn_decapsulate(uint8_t* inner, uint8_t family, uint8_t outer_ecn)
+{
+    if ((outer_ecn & ecn_mask) != ecn_ce) {
+        return true; // RFC 6040: only CE is propagated; ECT(0)/ECT(1)/Not-ECT leave inner as is
+    }
+    const uint8_t inner_ecn = family == 4 ? (inner[1] & ecn_mask) : ((get16(inner) >> 4) & ecn_mask);
+    if (inner_ecn == 0) {
+        return false; // Not-ECT inner cannot carry CE: drop
+    }
+    if (family == 4) {
+        inner[1] |= ecn_ce;
+        put16(inner + 10, 0);
+        put16(inner + 10, packet::ipv4_header_checksum(inner, static_cast<uint32_t>((inner[0] & 0x0f) * 4)));
+    } else {
+        inner[1] |= static_cast<uint8_t>(ecn_ce << 4);
+    }
+    return true;
+}
+
+} // namespace msecgw::esp
