@@ -10,13 +10,6 @@ namespace {
 constexpr int tx_retries = 64;        ///< empty tx_burst calls tolerated before tx_full drops
 constexpr int drain_max_polls = 4096; ///< bound on the drain after stop, for endless sources
 
-/// Per-burst scratch, indexed like the packet array it belongs to.
-struct burst_scratch {
-    std::array<packet::pkt_meta, max_burst> meta;
-    std::array<const uint8_t*, max_burst> data;
-    std::array<policy::rule_id, max_burst> rule;
-};
-
 /// Packets leaving the burst; counted when added, freed together at the end of the burst.
 class drop_list {
 public:
@@ -153,7 +146,7 @@ uint32_t poll_once(lcore_ctx& lc, rte_mbuf** pkts)
 
 void process_burst(lcore_ctx& lc, const rx_binding& b, rte_mbuf** pkts, uint16_t n)
 {
-    burst_scratch s;
+    burst_scratch& s = lc.scratch;
     drop_list dl;
     n = stage_parse(lc, b, pkts, n, s, dl);
     b.policies->classify(s.meta.data(), s.data.data(), n, s.rule.data());

@@ -26,6 +26,14 @@ struct rx_binding {
     const policy::table* policies = nullptr; ///< direction of this rx port
 };
 
+/// Per-burst scratch, indexed like the packet array it belongs to; lives in the lcore context so
+/// that a burst neither allocates nor zeroes it.
+struct burst_scratch {
+    std::array<packet::pkt_meta, max_burst> meta;
+    std::array<const uint8_t*, max_burst> data;
+    std::array<policy::rule_id, max_burst> rule;
+};
+
 struct alignas(64) lcore_ctx {
     unsigned lcore_id = 0;
     uint16_t index = 0;                ///< 0..workers-1
@@ -33,6 +41,7 @@ struct alignas(64) lcore_ctx {
     std::array<rx_binding, max_ports> bindings{};
     const std::atomic<bool>* stop = nullptr; ///< set by the control core; read once per loop
     lcore_stats stats;
+    burst_scratch scratch;
 };
 
 /// Processes one received burst of `n` packets from `b` to its egress; every packet ends up

@@ -16,8 +16,9 @@ using detail::acl_key_v6;
 
 namespace {
 
-constexpr uint8_t v4_fields = 6;
-constexpr uint8_t v6_fields = 12;
+// Fields: proto, address words, sport, dport, vlan, and a wildcard filling vlan's 4-byte group.
+constexpr uint8_t v4_fields = 7;
+constexpr uint8_t v6_fields = 13;
 
 rte_acl_field_def field(uint8_t type, uint8_t size, uint8_t index, uint8_t input, std::size_t offset)
 {
@@ -41,7 +42,8 @@ rte_acl_config acl_config(ip_family fam)
     cfg.defs[f] = field(RTE_ACL_FIELD_TYPE_RANGE, 2, f, f, ports_off);
     cfg.defs[f + 1] = field(RTE_ACL_FIELD_TYPE_RANGE, 2, f + 1, f, ports_off + 2);
     cfg.defs[f + 2] = field(RTE_ACL_FIELD_TYPE_RANGE, 2, f + 2, f + 1, ports_off + 4);
-    cfg.num_fields = f + 3;
+    cfg.defs[f + 3] = field(RTE_ACL_FIELD_TYPE_RANGE, 2, f + 3, f + 1, ports_off + 6);
+    cfg.num_fields = f + 4;
     static_assert(offsetof(acl_key_v6, sport) == offsetof(acl_key_v4, src) + 32);
     static_assert(offsetof(acl_key_v4, sport) == offsetof(acl_key_v4, src) + 8);
     return cfg;
@@ -88,6 +90,8 @@ void fill_rule(const config::policy_cfg& pol, uint32_t priority, uint32_t userda
     fl[f + 1].mask_range.u16 = pol.dport.hi;
     fl[f + 2].value.u16 = pol.vlan.lo;
     fl[f + 2].mask_range.u16 = pol.vlan.hi;
+    fl[f + 3].value.u16 = 0;
+    fl[f + 3].mask_range.u16 = 0xffff;
 }
 
 void make_key_v4(const packet::pkt_meta& m, const uint8_t* frame, acl_key_v4& k)

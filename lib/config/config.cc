@@ -1,0 +1,237 @@
+#include "config.hh"
+
+#include <arpa/inet.h>
+#include <openssl/crypto.h>
+
+#include <charconv>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "sections.hh"
+#include "yaml_fields.hh"
+
+namespace msecgw::config {
+
+using detail::at;
+
+secret_bytes::~secret_bytes()
+{
+    OPENSSL_cleanse(_bytes.data(), _bytes.size());
+}
+
+std::string_view to_string(port_side s) { return s == port_side::clear ? "clear" : "protected"; }
+std::string_view to_string(direction d) { return d == direction::out ? "out" : "in"; }
+std::string_view to_string(aead_alg a) { return a == aead_alg::aes_128_gcm ? "aes-128-gcm" : "aes-256-gcm"; }
+
+std::string_view to_string(policy_action a)
+{
+    switch (a) {
+    case policy_action::protect: return "protect";
+    case policy_action::bypass: return "bypass";
+    case policy_action::discard: return "discard";
+    }
+    return "?";
+}
+
+std::string to_string(const ip_prefix& p)
+{
+    if (p.is_any()) {
+        return "any";
+    }
+    char buf[INET6_ADDRSTRLEN];
+    inet_ntop(p.family == ip_family::v4 ? AF_INET : AF_INET6, p.addr.data(), buf, sizeof buf);
+    return std::string(buf) + "/" + std::to_string(p.length);
+}
+
+namespace {
+
+/// "'text' what" (built by appending: GCC 12 warns falsely on operator+ chains here).
+std::string quoted(std::string_view text, std::string_view what)
+{
+    std::string s;
+    s.reserve(text.size() + what.size() + 3);
+    s.append(1, '\'').append(text).append("' ").append(what);
+    return s;
+}
+
+} // namespace
+
+result<ip_prefix> parse_prefix(std::string_view text)
+{
+    ip_prefix p;
+    if (text == "any") {
+        return p;
+    }
+    const auto slash = text.find('/');
+    const std::string addr(text.substr(0, slash));
+    if (inet_pton(AF_INET, addr.c_str(), p.addr.data()) == 1) {
+        p.family = ip_family::v4;
+    } else if (inet_pton(AF_INET6, addr.c_str(), p.addr.data()) == 1) {
+        p.family = ip_family::v6;
+    } else {
+        return error{errc::config_bad_value, quoted(text, "is not an address or prefix")};
+    }
+    const unsigned max_len = p.family == ip_family::v4 ? 32 : 128;
+    unsigned len = max_len;
+    if (slash != std::string_view::npos) {
+        const auto l = text.substr(slash + 1);
+        auto [ptr, ec] = std::from_chars(l.data(), l.data() + l.size(), len);
+        if (ec != std::errc() || ptr != l.data() + l.size() || l.empty() || len > max_len) {
+            return error{errc::config_bad_value, quoted(text, "prefix length must be 0.." + std::to_string(max_len))};
+        }
+    }
+    p.length = static_cast<uint8_t>(len);
+    for (unsigned bit = len; bit < max_len; ++bit) {
+        if (p.addr[bit / 8] & (0x80 >> (bit % 8))) {
+            return error{errc::config_bad_value, quoted(text, "has host bits set beyond /" + std::to_string(len))};
+        }
+    }
+    return p;
+}
+
+bool policy_cfg::applies_to(ip_family f) const
+{
+    return (src.is_any() || src.family == f) && (dst.is_any() || dst.family == f);
+}
+
+const sa_cfg* gateway_cfg::find_sa(std::string_view name) const
+{
+    for (const auto& s : sas) {
+        if (s.name == name) {
+            return &s;
+        }
+    }
+    return nullptr;
+}
+
+namespace {
+
+result<port_cfg> parse_port(const at& a)
+{
+    if (auto r = detail::only_keys(a, {"port", "side", "mtu"}); !r) {
+        return r.err();
+    }
+    port_cfg p;
+    p.line = a.node.Mark().line + 1;
+    for (const char* req : {"port", "side"}) {
+        if (!a.node[req]) {
+            return a.fail(errc::config_missing_key, std::string("missing key '") + req + "'");
+        }
+    }
+    auto id = detail::integer(a.child(a.node["port"], "port"), 0, 1023);
+    if (!id) {
+        return id.err();
+    }
+    p.port = static_cast<uint16_t>(*id);
+    auto side = detail::one_of(a.child(a.node["side"], "side"), {"clear", "protected"});
+    if (!side) {
+        return side.err();
+    }
+    p.side = *side == "clear" ? port_side::clear : port_side::protected_side;
+    if (a.node["mtu"]) {
+        auto mtu = detail::integer(a.child(a.node["mtu"], "mtu"), 576, 9000);
+        if (!mtu) {
+            return mtu.err();
+        }
+        p.mtu = static_cast<uint16_t>(*mtu);
+    }
+    return p;
+}
+
+} // namespace
+
+result<void> detail::parse_ports(const at& a, gateway_cfg& cfg)
+{
+    if (!a.node.IsSequence() || a.node.size() == 0) {
+        return a.fail(errc::config_bad_value, "expected a non-empty list of ports");
+    }
+    std::set<uint16_t> seen;
+    bool clear = false, prot = false;
+    for (std::size_t i = 0; i < a.node.size(); ++i) {
+        auto p = parse_port(a.item(a.node[i], i));
+        if (!p) {
+            return p.err();
+        }
+        if (!seen.insert(p->port).second) {
+            return a.item(a.node[i], i).child(a.node[i]["port"], "port").fail(
+                errc::config_duplicate, "port " + std::to_string(p->port) + " is listed twice");
+        }
+        (p->side == port_side::clear ? clear : prot) = true;
+        cfg.ports.push_back(*p);
+    }
+    if (!clear || !prot) {
+        return a.fail(errc::config_bad_value, "need at least one clear and one protected port");
+    }
+    return {};
+}
+
+} // namespace msecgw::config
+
+namespace msecgw::config {
+
+namespace {
+
+result<void> parse_root(const detail::at& root, gateway_cfg& cfg)
+{
+    if (auto r = detail::only_keys(root, {"state_dir", "drivers_cfg", "ports", "sas", "policies"}); !r) {
+        return r.err();
+    }
+    for (const char* k : {"state_dir", "drivers_cfg"}) {
+        if (root.node[k]) {
+            auto v = detail::scalar(root.child(root.node[k], k));
+            if (!v || v->empty()) {
+                return v ? root.child(root.node[k], k).fail(errc::config_bad_value, "expected a path") : v.err();
+            }
+            (std::string_view(k) == "state_dir" ? cfg.state_dir : cfg.drivers_cfg) = *v;
+        }
+    }
+    if (!root.node["ports"]) {
+        return root.fail(errc::config_missing_key, "missing key 'ports'");
+    }
+    if (auto r = detail::parse_ports(root.child(root.node["ports"], "ports"), cfg); !r) {
+        return r;
+    }
+    if (root.node["sas"]) {
+        if (auto r = detail::parse_sas(root.child(root.node["sas"], "sas"), cfg); !r) {
+            return r;
+        }
+    }
+    if (root.node["policies"]) {
+        return detail::parse_policies(root.child(root.node["policies"], "policies"), cfg);
+    }
+    return {};
+}
+
+} // namespace
+
+result<gateway_cfg> load_string(std::string_view yaml, std::string_view name)
+{
+    gateway_cfg cfg;
+    cfg.file = std::string(name);
+    try {
+        const YAML::Node root = YAML::Load(std::string(yaml));
+        if (!root.IsDefined() || root.IsNull()) {
+            return error{errc::config_missing_key, cfg.file + ":1: (top): the configuration is empty"};
+        }
+        if (auto r = parse_root(detail::at{cfg.file, root, ""}, cfg); !r) {
+            return r.err();
+        }
+    } catch (const YAML::Exception& e) {
+        return error{errc::config_syntax, cfg.file + ":" + std::to_string(e.mark.line + 1) + ": (yaml): " + e.msg};
+    }
+    return cfg;
+}
+
+result<gateway_cfg> load_file(const std::string& path)
+{
+    std::ifstream f(path);
+    if (!f) {
+        return error{errc::io, path + ":0: (file): cannot read the file"};
+    }
+    std::ostringstream text;
+    text << f.rdbuf();
+    return load_string(text.str(), path);
+}
+
+} // namespace msecgw::config

@@ -1,0 +1,157 @@
+#include "sections.hh"
+
+namespace msecgw::config::detail {
+
+namespace {
+
+constexpr uint8_t proto_sctp = 132;
+
+result<uint8_t> parse_proto(const at& a)
+{
+    auto s = scalar(a);
+    if (!s) {
+        return s.err();
+    }
+    static const std::pair<std::string_view, uint8_t> names[] = {
+        {"udp", 17}, {"tcp", 6}, {"sctp", proto_sctp}, {"esp", 50}, {"icmp", 1}, {"icmpv6", 58}};
+    for (const auto& [n, v] : names) {
+        if (*s == n) {
+            return v;
+        }
+    }
+    auto v = integer(a, 0, 255);
+    if (!v) {
+        return a.fail(errc::config_bad_value, "expected udp, tcp, sctp, esp, icmp, icmpv6, any or 0..255, got '" + *s + "'");
+    }
+    return static_cast<uint8_t>(*v);
+}
+
+result<void> parse_match(const at& a, policy_cfg& p)
+{
+    for (const char* k : {"src", "dst"}) {
+        if (a.node[k]) {
+            auto v = prefix_at(a.child(a.node[k], k));
+            if (!v) {
+                return v.err();
+            }
+            (std::string_view(k) == "src" ? p.src : p.dst) = *v;
+        }
+    }
+    if (mixes_families(p.src, p.dst)) {
+        return a.child(a.node["dst"], "dst").fail(errc::config_bad_value, "src and dst mix IPv4 and IPv6");
+    }
+    if (a.node["proto"] && a.node["proto"].Scalar() != "any") {
+        auto v = parse_proto(a.child(a.node["proto"], "proto"));
+        if (!v) {
+            return v.err();
+        }
+        p.proto = *v;
+    }
+    const bool has_ports = p.proto && (*p.proto == 17 || *p.proto == 6 || *p.proto == proto_sctp);
+    for (const char* k : {"sport", "dport"}) {
+        if (!a.node[k]) {
+            continue;
+        }
+        const at f = a.child(a.node[k], k);
+        if (!has_ports) {
+            return f.fail(errc::config_bad_value, "ports need proto udp, tcp or sctp");
+        }
+        auto r = range_at(f, 0, 65535);
+        if (!r) {
+            return r.err();
+        }
+        (std::string_view(k) == "sport" ? p.sport : p.dport) = *r;
+    }
+    if (a.node["vlan"]) {
+        const at f = a.child(a.node["vlan"], "vlan");
+        if (a.node["vlan"].IsScalar() && a.node["vlan"].Scalar() == "none") {
+            p.vlan = {vlan_untagged, vlan_untagged};
+        } else {
+            auto r = range_at(f, 0, 4095);
+            if (!r) {
+                return f.fail(errc::config_bad_value, "expected a VLAN id 0..4095, a range N-M, or none");
+            }
+            p.vlan = *r;
+        }
+    }
+    return {};
+}
+
+result<void> parse_action(const at& a, const gateway_cfg& cfg, policy_cfg& p)
+{
+    auto act = one_of(a.child(a.node["action"], "action"), {"protect", "bypass", "discard"});
+    if (!act) {
+        return act.err();
+    }
+    p.action = *act == "protect" ? policy_action::protect : *act == "bypass" ? policy_action::bypass
+                                                                             : policy_action::discard;
+    if (p.action != policy_action::protect) {
+        if (a.node["sa"]) {
+            return a.child(a.node["sa"], "sa").fail(errc::config_bad_value, "only protect policies name an SA");
+        }
+        return {};
+    }
+    if (!a.node["sa"]) {
+        return a.fail(errc::config_missing_key, "missing key 'sa' (protect needs an SA)");
+    }
+    const at f = a.child(a.node["sa"], "sa");
+    auto name = scalar(f);
+    if (!name) {
+        return name.err();
+    }
+    const sa_cfg* sa = cfg.find_sa(*name);
+    if (sa == nullptr) {
+        return f.fail(errc::config_reference, "no SA named '" + *name + "'");
+    }
+    if (sa->dir != p.dir) {
+        return f.fail(errc::config_reference, "SA '" + *name + "' is dir: " + std::string(to_string(sa->dir)) +
+                                                  ", this policy is dir: " + std::string(to_string(p.dir)));
+    }
+    p.sa = *name;
+    return {};
+}
+
+result<policy_cfg> parse_policy(const at& a, const gateway_cfg& cfg)
+{
+    if (auto r = only_keys(a, {"dir", "src", "dst", "proto", "sport", "dport", "vlan", "action", "sa"}); !r) {
+        return r.err();
+    }
+    for (const char* k : {"dir", "action"}) {
+        if (!a.node[k]) {
+            return a.fail(errc::config_missing_key, std::string("missing key '") + k + "'");
+        }
+    }
+    policy_cfg p;
+    p.line = a.node.Mark().line + 1;
+    auto dir = one_of(a.child(a.node["dir"], "dir"), {"out", "in"});
+    if (!dir) {
+        return dir.err();
+    }
+    p.dir = *dir == "out" ? direction::out : direction::in;
+    if (auto r = parse_match(a, p); !r) {
+        return r.err();
+    }
+    if (auto r = parse_action(a, cfg, p); !r) {
+        return r.err();
+    }
+    return p;
+}
+
+} // namespace
+
+result<void> parse_policies(const at& a, gateway_cfg& cfg)
+{
+    if (!a.node.IsSequence()) {
+        return a.fail(errc::config_bad_value, "expected a list of policies");
+    }
+    for (std::size_t i = 0; i < a.node.size(); ++i) {
+        auto p = parse_policy(a.item(a.node[i], i), cfg);
+        if (!p) {
+            return p.err();
+        }
+        cfg.policies.push_back(std::move(p.value()));
+    }
+    return {};
+}
+
+} // namespace msecgw::config::detail

@@ -1,0 +1,128 @@
+#include <set>
+
+#include "sections.hh"
+
+namespace msecgw::config::detail {
+
+namespace {
+
+std::size_t key_bytes(aead_alg a)
+{
+    return a == aead_alg::aes_128_gcm ? 16 : 32;
+}
+
+result<void> require(const at& a, std::initializer_list<const char*> keys)
+{
+    for (const char* k : keys) {
+        if (!a.node[k]) {
+            return a.fail(errc::config_missing_key, std::string("missing key '") + k + "'");
+        }
+    }
+    return {};
+}
+
+result<void> parse_sa_key(const at& a, sa_cfg& s)
+{
+    auto bytes = hex_bytes(a);
+    if (!bytes) {
+        return bytes.err();
+    }
+    secret_bytes key(std::move(bytes.value())); // zeroed on every path out
+    const std::size_t want = key_bytes(s.aead) + 4;
+    if (key.size() != want) {
+        return a.fail(errc::config_bad_value, "expected " + std::to_string(want) + " bytes (" +
+                                                  std::to_string(key_bytes(s.aead)) + "-byte key + 4-byte salt) for " +
+                                                  std::string(to_string(s.aead)) + ", got " + std::to_string(key.size()));
+    }
+    s.key = std::move(key);
+    return {};
+}
+
+result<sa_cfg> parse_sa(const at& a)
+{
+    if (auto r = only_keys(a, {"name", "dir", "spi", "aead", "key", "dst", "src", "replay_window"}); !r) {
+        return r.err();
+    }
+    if (auto r = require(a, {"name", "dir", "spi", "aead", "key"}); !r) {
+        return r.err();
+    }
+    sa_cfg s;
+    s.line = a.node.Mark().line + 1;
+    auto name = scalar(a.child(a.node["name"], "name"));
+    if (!name) {
+        return name.err();
+    }
+    const bool name_ok = !name->empty() && name->size() <= 32 &&
+                         name->find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
+                             std::string::npos;
+    if (!name_ok) {
+        return a.child(a.node["name"], "name").fail(errc::config_bad_value, "expected 1..32 of [A-Za-z0-9_.-]");
+    }
+    s.name = *name;
+    auto dir = one_of(a.child(a.node["dir"], "dir"), {"out", "in"});
+    if (!dir) {
+        return dir.err();
+    }
+    s.dir = *dir == "out" ? direction::out : direction::in;
+    auto spi = integer(a.child(a.node["spi"], "spi"), 256, 0xffffffffu);
+    if (!spi) {
+        return spi.err();
+    }
+    s.spi = static_cast<uint32_t>(*spi);
+    auto alg = one_of(a.child(a.node["aead"], "aead"), {"aes-128-gcm", "aes-256-gcm"});
+    if (!alg) {
+        return alg.err();
+    }
+    s.aead = *alg == "aes-128-gcm" ? aead_alg::aes_128_gcm : aead_alg::aes_256_gcm;
+    if (auto r = parse_sa_key(a.child(a.node["key"], "key"), s); !r) {
+        return r.err();
+    }
+    for (const char* k : {"dst", "src"}) {
+        if (a.node[k]) {
+            auto p = prefix_at(a.child(a.node[k], k));
+            if (!p) {
+                return p.err();
+            }
+            (std::string_view(k) == "dst" ? s.dst : s.src) = *p;
+        }
+    }
+    if (s.dst && s.src && mixes_families(*s.dst, *s.src)) {
+        return a.child(a.node["src"], "src").fail(errc::config_bad_value, "src and dst mix IPv4 and IPv6");
+    }
+    if (a.node["replay_window"]) {
+        const at w = a.child(a.node["replay_window"], "replay_window");
+        if (s.dir == direction::out) {
+            return w.fail(errc::config_bad_value, "only inbound SAs (dir: in) have a replay window");
+        }
+        auto v = integer(w, 0, 65536);
+        if (!v) {
+            return v.err();
+        }
+        s.replay_window = static_cast<uint32_t>(*v);
+    }
+    return s;
+}
+
+} // namespace
+
+result<void> parse_sas(const at& a, gateway_cfg& cfg)
+{
+    if (!a.node.IsSequence()) {
+        return a.fail(errc::config_bad_value, "expected a list of SAs");
+    }
+    for (std::size_t i = 0; i < a.node.size(); ++i) {
+        const at item = a.item(a.node[i], i);
+        auto s = parse_sa(item);
+        if (!s) {
+            return s.err();
+        }
+        if (cfg.find_sa(s->name) != nullptr) {
+            return item.child(a.node[i]["name"], "name").fail(errc::config_duplicate,
+                                                             "SA name '" + s->name + "' is used twice");
+        }
+        cfg.sas.push_back(std::move(s.value()));
+    }
+    return {};
+}
+
+} // namespace msecgw::config::detail

@@ -1,0 +1,46 @@
+#pragma once
+// Internal: typed reads of YAML nodes that fail with one line naming file:line: key path.
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config.hh"
+
+namespace msecgw::config::detail {
+
+/// Where a value sits: file, 1-based line, key path; formats the one-line error
+/// `file:line: key.path: what`. Holds the node by value (a YAML::Node is a handle).
+struct at {
+    const std::string& file;
+    const YAML::Node node; // const: operator[] must never insert keys
+    std::string path;
+
+    error fail(errc code, const std::string& what) const
+    {
+        const int line = node.Mark().is_null() ? 1 : node.Mark().line + 1;
+        return error{code, file + ":" + std::to_string(line) + ": " + (path.empty() ? "(top)" : path) + ": " + what};
+    }
+    at child(const YAML::Node& n, const std::string& key) const { return at{file, n, path.empty() ? key : path + "." + key}; }
+    at item(const YAML::Node& n, std::size_t i) const { return at{file, n, path + "[" + std::to_string(i) + "]"}; }
+};
+
+std::string joined(std::initializer_list<std::string_view> keys);
+/// Every key of the mapping must be one of `keys` (else config_unknown_key naming the key).
+result<void> only_keys(const at& a, std::initializer_list<std::string_view> keys);
+result<std::string> scalar(const at& a);
+/// Decimal or 0x-hex integer within lo..hi.
+result<uint64_t> integer(const at& a, uint64_t lo, uint64_t hi);
+result<std::string> one_of(const at& a, std::initializer_list<std::string_view> values);
+result<ip_prefix> prefix_at(const at& a);
+/// "N" or "N-M" within lo..hi.
+result<u16_range> range_at(const at& a, uint16_t lo, uint16_t hi);
+/// 0x-prefixed hex; the value is never echoed in errors (it may be a key).
+result<std::vector<uint8_t>> hex_bytes(const at& a);
+bool mixes_families(const ip_prefix& a, const ip_prefix& b);
+
+} // namespace msecgw::config::detail
