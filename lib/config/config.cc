@@ -147,7 +147,7 @@ result<void> detail::parse_ports(const at& a, gateway_cfg& cfg)
         return a.fail(errc::config_bad_value, "expected a non-empty list of ports");
     }
     std::set<uint16_t> seen;
-    bool clear = false, prot = false;
+    std::size_t clear = 0, prot = 0;
     for (std::size_t i = 0; i < a.node.size(); ++i) {
         auto p = parse_port(a.item(a.node[i], i));
         if (!p) {
@@ -157,11 +157,15 @@ result<void> detail::parse_ports(const at& a, gateway_cfg& cfg)
             return a.item(a.node[i], i).child(a.node[i]["port"], "port").fail(
                 errc::config_duplicate, "port " + std::to_string(p->port) + " is listed twice");
         }
-        (p->side == port_side::clear ? clear : prot) = true;
+        ++(p->side == port_side::clear ? clear : prot);
         cfg.ports.push_back(*p);
     }
-    if (!clear || !prot) {
+    if (clear == 0 || prot == 0) {
         return a.fail(errc::config_bad_value, "need at least one clear and one protected port");
+    }
+    if (clear != prot) {
+        return a.fail(errc::config_bad_value, std::to_string(clear) + " clear and " + std::to_string(prot) +
+                                                  " protected ports: they pair in order, so the counts must be equal");
     }
     return {};
 }

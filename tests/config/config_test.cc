@@ -182,3 +182,9 @@ TEST(config, missing_file_is_an_io_error_naming_it)
     EXPECT_EQ(r.err().code, errc::io);
     EXPECT_NE(r.err().detail.find("/nonexistent/msecgw.yaml"), std::string::npos);
 }
+
+TEST(config, clear_and_protected_ports_pair_one_to_one)
+{
+    expect_error("ports:\n  - {port: 0, side: clear}\n  - {port: 1, side: protected}\n  - {port: 2, side: clear}\n",
+                 errc::config_bad_value, 2, "ports", "pair");
+}
