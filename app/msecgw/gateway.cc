@@ -14,6 +14,19 @@ namespace msecgw::app {
 namespace {
 
 constexpr unsigned descs_per_queue = 2 * 2048; ///< rx + tx ring upper bound per queue pair
+constexpr unsigned l2_max = 18;                 ///< Ethernet + one 802.1Q tag
+constexpr unsigned esp_room = 128;              ///< ESP tunnel overhead (outer v6 + ESP + IV + trailer)
+
+/// One mbuf holds the largest frame of any port plus room to add ESP: frames never span mbufs.
+uint16_t mbuf_data_size(const config::gateway_cfg& cfg)
+{
+    unsigned mtu = 0;
+    for (const auto& p : cfg.ports) {
+        mtu = std::max<unsigned>(mtu, p.mtu);
+    }
+    return static_cast<uint16_t>(std::max<unsigned>(RTE_MBUF_DEFAULT_BUF_SIZE,
+                                                    RTE_PKTMBUF_HEADROOM + l2_max + mtu + esp_room));
+}
 
 } // namespace
 
@@ -65,7 +78,7 @@ result<void> gateway::start_ports()
     _nb_queues = *q;
     const unsigned n_mbufs = std::max(8191u, static_cast<unsigned>(_cfg.ports.size()) * _nb_queues *
                                                  descs_per_queue + 4096u);
-    _pool = rte_pktmbuf_pool_create("msecgw_mbufs", n_mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+    _pool = rte_pktmbuf_pool_create("msecgw_mbufs", n_mbufs, 256, 0, mbuf_data_size(_cfg),
                                     static_cast<int>(rte_socket_id()));
     if (_pool == nullptr) {
         return error{errc::dpdk, "mbuf pool of " + std::to_string(n_mbufs) +
