@@ -4,7 +4,11 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 
+#include <openssl/crypto.h>
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 
 #include "msecgw_build_config.hh"
@@ -15,7 +19,18 @@ namespace {
 
 constexpr unsigned descs_per_queue = 2 * 2048; ///< rx + tx ring upper bound per queue pair
 constexpr unsigned l2_max = 18;                 ///< Ethernet + one 802.1Q tag
-constexpr unsigned esp_room = 128;              ///< ESP tunnel overhead (outer v6 + ESP + IV + trailer)
+constexpr unsigned esp_room = 128;
+constexpr uint32_t replay_windows_per_lcore = 4096; ///< (SA, source) pairs one worker tracks
+
+/// Largest replay window any inbound SA asks for (at least the default), fixed at start.
+uint32_t max_replay_window(const config::gateway_cfg& cfg)
+{
+    uint32_t w = 1024;
+    for (const auto& sa : cfg.sas) {
+        w = std::max(w, sa.replay_window);
+    }
+    return w;
+}              ///< ESP tunnel overhead (outer v6 + ESP + IV + trailer)
 
 /// One mbuf holds the largest frame of any port plus room to add ESP: frames never span mbufs.
 uint16_t mbuf_data_size(const config::gateway_cfg& cfg)
@@ -62,7 +77,7 @@ result<std::unique_ptr<gateway>> gateway::create(config::gateway_cfg cfg)
     if (auto r = gw->start_ports(); !r) {
         return r.err();
     }
-    if (auto r = gw->build_tables(); !r) {
+    if (auto r = gw->start_workers(); !r) {
         return r.err();
     }
     gw->bind_workers();
@@ -95,20 +110,59 @@ result<void> gateway::start_ports()
     return port::pair_ports(_ports);
 }
 
-result<void> gateway::build_tables()
+result<void> gateway::start_workers()
 {
-    const int socket = static_cast<int>(rte_socket_id());
-    auto out = policy::table::build(_cfg.policies, config::direction::out, "out", socket);
-    if (!out) {
-        return out.err();
+    auto m = control::sa_manager::create(_cfg.state_dir, static_cast<uint16_t>(_workers.size()));
+    if (!m) {
+        return m.err();
     }
-    auto in = policy::table::build(_cfg.policies, config::direction::in, "in", socket);
-    if (!in) {
-        return in.err();
+    _sas = std::move(m.value());
+    if (auto r = _sas->apply(_cfg); !r) {
+        return r.err();
     }
-    _out = std::move(out.value());
-    _in = std::move(in.value());
+    for (auto& lc : _workers) {
+        auto e = crypto::engine::create();
+        if (!e) {
+            return e.err();
+        }
+        _engines.push_back(std::make_unique<crypto::engine>(std::move(e.value())));
+        _replay.push_back(std::make_unique<replay::replay_table>(replay_windows_per_lcore, max_replay_window(_cfg),
+                                                                 static_cast<uint32_t>(lc->lcore_id)));
+        lc->engine = _engines.back().get();
+        lc->replay = _replay.back().get();
+        lc->state = _sas->state_ptr();
+        lc->qsbr = _sas->qsbr();
+    }
     return {};
+}
+
+result<void> gateway::reload(config::gateway_cfg cfg)
+{
+    if (cfg.ports.size() != _cfg.ports.size()) {
+        return error{errc::unsupported, cfg.file + ": ports cannot change while running"};
+    }
+    if (max_replay_window(cfg) > _replay.front()->max_window_size()) {
+        return error{errc::unsupported, cfg.file + ": a replay_window larger than at start needs a restart"};
+    }
+    if (auto r = _sas->apply(cfg); !r) {
+        return r.err();
+    }
+    _cfg = std::move(cfg);
+    return {};
+}
+
+result<void> gateway::write_keylog(const std::string& path) const
+{
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    if (f == nullptr) {
+        return error{errc::io, "--keylog " + path + ": cannot write"};
+    }
+    ::fchmod(fileno(f), 0600);
+    for (auto& line : _sas->keylog_lines(_cfg)) {
+        std::fprintf(f, "%s\n", line.c_str());
+        OPENSSL_cleanse(line.data(), line.size());
+    }
+    return std::fclose(f) == 0 ? result<void>{} : result<void>{error{errc::io, "--keylog " + path + ": write failed"}};
 }
 
 void gateway::bind_workers()
@@ -127,7 +181,8 @@ void gateway::bind_workers()
             b.tx_queue = lc->index;
             b.egress_mtu = peer.mtu;
             b.csum = p.rx_ipv4_cksum ? packet::ipv4_csum::trusted : packet::ipv4_csum::verify;
-            b.policies = p.side == config::port_side::clear ? _out.get() : _in.get();
+            b.tx_ipv4_cksum = peer.tx_ipv4_cksum;
+            b.dir = p.side == config::port_side::clear ? config::direction::out : config::direction::in;
         }
     }
 }
@@ -173,8 +228,7 @@ gateway::~gateway()
     for (const auto& p : _ports) {
         port::stop_port(p.port_id);
     }
-    _out.reset();
-    _in.reset();
+    _sas.reset();
     rte_mempool_free(_pool);
 }
 

@@ -8,6 +8,9 @@
 
 #include "common/result.hh"
 #include "config/config.hh"
+#include "control/sa_manager.hh"
+#include "crypto/crypto.hh"
+#include "replay/replay.hh"
 #include "dataplane/worker.hh"
 #include "policy/policy.hh"
 #include "port/port.hh"
@@ -31,6 +34,13 @@ public:
     void stop_and_wait();
     /// Current totals (safe while running).
     stats::totals collect(double seconds) const;
+    /// Control-plane housekeeping: IV block refills. Call every few milliseconds.
+    void tick() { _sas->tick(); }
+    /// Applies a new configuration's SAs and policies under traffic (RCU, make-before-break).
+    /// Ports must not change.
+    result<void> reload(config::gateway_cfg cfg);
+    /// Writes Wireshark esp_sa lines for every SA to `path` (mode 0600).
+    result<void> write_keylog(const std::string& path) const;
 
     const std::vector<port::port_state>& ports() const { return _ports; }
     std::size_t worker_count() const { return _workers.size(); }
@@ -38,15 +48,17 @@ public:
 private:
     gateway() = default;
     result<void> start_ports();
-    result<void> build_tables();
+    result<void> start_workers();
     void bind_workers();
 
     config::gateway_cfg _cfg;
     rte_mempool* _pool = nullptr;
     uint16_t _nb_queues = 1;
     std::vector<port::port_state> _ports;
-    std::unique_ptr<policy::table> _out, _in;
+    std::unique_ptr<control::sa_manager> _sas;
     std::vector<std::unique_ptr<dataplane::lcore_ctx>> _workers;
+    std::vector<std::unique_ptr<crypto::engine>> _engines;       ///< one per worker
+    std::vector<std::unique_ptr<replay::replay_table>> _replay;  ///< one per worker
     std::atomic<bool> _stop{false};
     bool _launched = false;
 };

@@ -17,10 +17,16 @@
 namespace {
 
 volatile std::sig_atomic_t g_signal = 0;
+volatile std::sig_atomic_t g_reload = 0;
 
 void on_signal(int sig)
 {
     g_signal = sig;
+}
+
+void on_hup(int)
+{
+    g_reload = 1;
 }
 
 int fail(const std::string& line, int code = 1)
@@ -55,13 +61,39 @@ bool write_file(const std::string& path, const std::string& text)
     return static_cast<bool>(f.flush());
 }
 
+/// SIGHUP: re-reads the configuration file and applies its SAs and policies under traffic.
+void reload(const msecgw::app::options& opts, msecgw::app::gateway& gw)
+{
+    if (opts.config.empty()) {
+        std::fprintf(stderr, "msecgw: SIGHUP ignored: running the embedded configuration\n");
+        return;
+    }
+    auto cfg = msecgw::config::load_file(opts.config);
+    auto r = cfg ? gw.reload(std::move(cfg.value())) : msecgw::result<void>(cfg.err());
+    if (!r) {
+        std::fprintf(stderr, "msecgw: reload refused, keeping the running configuration: %s\n", r.err().detail.c_str());
+        return;
+    }
+    std::fprintf(stderr, "msecgw: configuration reloaded from %s\n", opts.config.c_str());
+    if (!opts.keylog.empty()) {
+        if (auto k = gw.write_keylog(opts.keylog); !k) {
+            std::fprintf(stderr, "msecgw: %s\n", k.err().detail.c_str());
+        }
+    }
+}
+
 /// Runs until the duration elapses or a signal arrives; the control plane lives here.
-void control_loop(double duration)
+void control_loop(const msecgw::app::options& opts, msecgw::app::gateway& gw)
 {
     using clock = std::chrono::steady_clock;
-    const auto end = clock::now() + std::chrono::duration<double>(duration);
-    while (g_signal == 0 && (duration <= 0 || clock::now() < end)) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    const auto end = clock::now() + std::chrono::duration<double>(opts.duration);
+    while (g_signal == 0 && (opts.duration <= 0 || clock::now() < end)) {
+        gw.tick();
+        if (g_reload != 0) {
+            g_reload = 0;
+            reload(opts, gw);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
 }
 
@@ -72,13 +104,19 @@ int run(const msecgw::app::options& opts, msecgw::config::gateway_cfg cfg)
     if (!gw) {
         return fail(gw.err().detail);
     }
+    if (!opts.keylog.empty()) {
+        if (auto k = (*gw)->write_keylog(opts.keylog); !k) {
+            return fail(k.err().detail);
+        }
+    }
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
+    std::signal(SIGHUP, on_hup);
     const auto t0 = clock::now();
     if (auto r = (*gw)->launch(); !r) {
         return fail(r.err().detail);
     }
-    control_loop(opts.duration);
+    control_loop(opts, **gw);
     (*gw)->stop_and_wait();
     const double secs = std::chrono::duration<double>(clock::now() - t0).count();
     const auto totals = (*gw)->collect(secs);
@@ -108,9 +146,6 @@ int main(int argc, char** argv)
     auto cfg = load_config(*opts);
     if (!cfg) {
         return fail(cfg.err().detail, 2);
-    }
-    if (!opts->keylog.empty()) {
-        return fail("--keylog: no SA is installed on the data plane in this build", 2);
     }
     if (!opts->metrics.empty()) {
         return fail("--metrics: not available in this build", 2);

@@ -25,6 +25,21 @@ enum class drop_reason : uint8_t {
     sa_not_ready,         ///< PROTECT policy whose SA is not usable on the data plane
     mtu_exceeded,         ///< bypassed frame larger than the egress port MTU
     tx_full,              ///< egress queue stayed full
+    clear_on_protected,   ///< clear packet matched an inbound PROTECT policy (must arrive as ESP)
+    esp_malformed,        ///< ESP packet too short or misaligned for its header, IV, trailer, ICV
+    esp_no_sa,            ///< no inbound SA for (SPI, dst, src)
+    replay,               ///< sequence number already seen in the window
+    replay_too_old,       ///< sequence number left of the window (or zero)
+    auth_failed,          ///< ICV did not verify
+    esp_bad_trailer,      ///< decrypted padding / next header / inner length invalid
+    outer_inner_mismatch, ///< RFC 5374 §3.1: outer addresses differ from the inner ones
+    ecn_drop,             ///< RFC 6040: outer CE on a Not-ECT inner packet
+    inner_policy_mismatch,///< decrypted packet matches no inbound policy naming its SA
+    replay_table_full,    ///< no room for another (SA, source) replay window on this lcore
+    iv_block_pending,     ///< the lcore's IV counter block ran out before the next arrived
+    sa_exhausted,         ///< the SA's counter space is used up: rekey
+    no_room,              ///< mbuf lacks head- or tailroom for the ESP encapsulation
+    crypto_failed,        ///< the crypto engine rejected the operation
     count_
 };
 
@@ -52,6 +67,21 @@ inline constexpr std::array<drop_info, drop_reason_count> drop_table{{
     {drop_reason::sa_not_ready, "sa_not_ready", "PROTECT policy whose SA is not usable"},
     {drop_reason::mtu_exceeded, "mtu_exceeded", "frame larger than the egress port MTU"},
     {drop_reason::tx_full, "tx_full", "egress queue stayed full"},
+    {drop_reason::clear_on_protected, "clear_on_protected", "clear packet where policy requires ESP"},
+    {drop_reason::esp_malformed, "esp_malformed", "ESP packet too short or misaligned"},
+    {drop_reason::esp_no_sa, "esp_no_sa", "no inbound SA for SPI, destination and source"},
+    {drop_reason::replay, "replay", "sequence number already received"},
+    {drop_reason::replay_too_old, "replay_too_old", "sequence number left of the replay window"},
+    {drop_reason::auth_failed, "auth_failed", "ICV did not verify"},
+    {drop_reason::esp_bad_trailer, "esp_bad_trailer", "decrypted padding or next header invalid"},
+    {drop_reason::outer_inner_mismatch, "outer_inner_mismatch", "outer addresses differ from inner (RFC 5374)"},
+    {drop_reason::ecn_drop, "ecn_drop", "outer CE on a Not-ECT inner packet (RFC 6040)"},
+    {drop_reason::inner_policy_mismatch, "inner_policy_mismatch", "decrypted packet not allowed by a policy of its SA"},
+    {drop_reason::replay_table_full, "replay_table_full", "no room for another replay window"},
+    {drop_reason::iv_block_pending, "iv_block_pending", "IV counter block not yet reserved"},
+    {drop_reason::sa_exhausted, "sa_exhausted", "SA counter space used up"},
+    {drop_reason::no_room, "no_room", "mbuf lacks room for the ESP encapsulation"},
+    {drop_reason::crypto_failed, "crypto_failed", "crypto engine rejected the operation"},
 }};
 
 constexpr bool drop_table_is_complete()

@@ -3,7 +3,10 @@
 #include <arpa/inet.h>
 #include <openssl/crypto.h>
 
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -18,6 +21,24 @@ using detail::at;
 secret_bytes::~secret_bytes()
 {
     OPENSSL_cleanse(_bytes.data(), _bytes.size());
+}
+
+secret_bytes& secret_bytes::operator=(const secret_bytes& other)
+{
+    if (this != &other) {
+        OPENSSL_cleanse(_bytes.data(), _bytes.size());
+        _bytes = other._bytes;
+    }
+    return *this;
+}
+
+secret_bytes& secret_bytes::operator=(secret_bytes&& other) noexcept
+{
+    if (this != &other) {
+        OPENSSL_cleanse(_bytes.data(), _bytes.size());
+        _bytes = std::move(other._bytes);
+    }
+    return *this;
 }
 
 std::string_view to_string(port_side s) { return s == port_side::clear ? "clear" : "protected"; }
@@ -113,7 +134,7 @@ result<port_cfg> parse_port(const at& a)
         return r.err();
     }
     port_cfg p;
-    p.line = a.node.Mark().line + 1;
+    p.line = a.line();
     for (const char* req : {"port", "side"}) {
         if (!a.node[req]) {
             return a.fail(errc::config_missing_key, std::string("missing key '") + req + "'");
@@ -214,27 +235,43 @@ result<gateway_cfg> load_string(std::string_view yaml, std::string_view name)
     gateway_cfg cfg;
     cfg.file = std::string(name);
     try {
-        const YAML::Node root = YAML::Load(std::string(yaml));
-        if (!root.IsDefined() || root.IsNull()) {
+        const std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml));
+        for (std::size_t i = 1; i < docs.size(); ++i) {
+            if (!docs[i].IsNull()) { // a stray trailing '---' is harmless; a second document is not
+                return detail::at{cfg.file, docs[i], "(yaml)"}.fail(
+                    errc::config_syntax, "a second YAML document after '---': the configuration is one document");
+            }
+        }
+        if (docs.empty() || !docs[0].IsDefined() || docs[0].IsNull()) {
             return error{errc::config_missing_key, cfg.file + ":1: (top): the configuration is empty"};
         }
-        if (auto r = parse_root(detail::at{cfg.file, root, ""}, cfg); !r) {
+        if (auto r = parse_root(detail::at{cfg.file, docs[0], ""}, cfg); !r) {
             return r.err();
         }
     } catch (const YAML::Exception& e) {
-        return error{errc::config_syntax, cfg.file + ":" + std::to_string(e.mark.line + 1) + ": (yaml): " + e.msg};
+        const int line = e.mark.is_null() ? 1 : e.mark.line + 1;
+        return error{errc::config_syntax, cfg.file + ":" + std::to_string(line) + ": (yaml): " + e.msg};
     }
     return cfg;
 }
 
 result<gateway_cfg> load_file(const std::string& path)
 {
-    std::ifstream f(path);
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+        return error{errc::io, path + ":0: (file): cannot read: is a directory"};
+    }
+    errno = 0;
+    std::ifstream f(path, std::ios::binary);
     if (!f) {
-        return error{errc::io, path + ":0: (file): cannot read the file"};
+        const int e = errno;
+        return error{errc::io, path + ":0: (file): cannot read: " + (e != 0 ? std::strerror(e) : "cannot open")};
     }
     std::ostringstream text;
     text << f.rdbuf();
+    if (f.bad()) {
+        return error{errc::io, path + ":0: (file): read error"};
+    }
     return load_string(text.str(), path);
 }
 

@@ -59,9 +59,10 @@ public:
     secret_bytes() = default;
     explicit secret_bytes(std::vector<uint8_t> bytes) : _bytes(std::move(bytes)) {}
     secret_bytes(const secret_bytes&) = default;
-    secret_bytes& operator=(const secret_bytes&) = default;
+    /// Assignments zero the bytes they replace before releasing them.
+    secret_bytes& operator=(const secret_bytes& other);
     secret_bytes(secret_bytes&&) = default;
-    secret_bytes& operator=(secret_bytes&&) = default;
+    secret_bytes& operator=(secret_bytes&& other) noexcept;
     ~secret_bytes();
 
     const std::vector<uint8_t>& bytes() const { return _bytes; }
@@ -77,8 +78,8 @@ struct sa_cfg {
     uint32_t spi = 0;
     aead_alg aead = aead_alg::aes_128_gcm;
     secret_bytes key;                ///< RFC 4106 keying material: key bytes then 4-byte salt
-    std::optional<ip_prefix> dst;    ///< inbound SAD match on outer dst; nullopt = any
-    std::optional<ip_prefix> src;    ///< inbound SAD match on outer src; nullopt = any
+    std::optional<ip_prefix> dst;    ///< inbound SAD match on outer dst; nullopt = any (also when written `any`)
+    std::optional<ip_prefix> src;    ///< inbound SAD match on outer src; nullopt = any (also when written `any`)
     uint32_t replay_window = 1024;   ///< packets; 0 = off
     int line = 0;
 };

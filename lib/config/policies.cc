@@ -21,7 +21,8 @@ result<uint8_t> parse_proto(const at& a)
     }
     auto v = integer(a, 0, 255);
     if (!v) {
-        return a.fail(errc::config_bad_value, "expected udp, tcp, sctp, esp, icmp, icmpv6, any or 0..255, got '" + *s + "'");
+        return a.fail(errc::config_bad_value,
+                      "expected udp, tcp, sctp, esp, icmp, icmpv6, any or 0..255, got '" + *s + "'");
     }
     return static_cast<uint8_t>(*v);
 }
@@ -122,7 +123,7 @@ result<policy_cfg> parse_policy(const at& a, const gateway_cfg& cfg)
         }
     }
     policy_cfg p;
-    p.line = a.node.Mark().line + 1;
+    p.line = a.line();
     auto dir = one_of(a.child(a.node["dir"], "dir"), {"out", "in"});
     if (!dir) {
         return dir.err();
@@ -141,6 +142,9 @@ result<policy_cfg> parse_policy(const at& a, const gateway_cfg& cfg)
 
 result<void> parse_policies(const at& a, gateway_cfg& cfg)
 {
+    if (a.node.IsNull()) {
+        return {}; // `policies:` with every entry commented out
+    }
     if (!a.node.IsSequence()) {
         return a.fail(errc::config_bad_value, "expected a list of policies");
     }

@@ -30,25 +30,19 @@ result<void> parse_sa_key(const at& a, sa_cfg& s)
     secret_bytes key(std::move(bytes.value())); // zeroed on every path out
     const std::size_t want = key_bytes(s.aead) + 4;
     if (key.size() != want) {
+        // Sizes only: never the value.
         return a.fail(errc::config_bad_value, "expected " + std::to_string(want) + " bytes (" +
                                                   std::to_string(key_bytes(s.aead)) + "-byte key + 4-byte salt) for " +
-                                                  std::string(to_string(s.aead)) + ", got " + std::to_string(key.size()));
+                                                  std::string(to_string(s.aead)) + ", got " +
+                                                  std::to_string(key.size()));
     }
     s.key = std::move(key);
     return {};
 }
 
-result<sa_cfg> parse_sa(const at& a)
+result<void> parse_sa_name(const at& a, sa_cfg& s)
 {
-    if (auto r = only_keys(a, {"name", "dir", "spi", "aead", "key", "dst", "src", "replay_window"}); !r) {
-        return r.err();
-    }
-    if (auto r = require(a, {"name", "dir", "spi", "aead", "key"}); !r) {
-        return r.err();
-    }
-    sa_cfg s;
-    s.line = a.node.Mark().line + 1;
-    auto name = scalar(a.child(a.node["name"], "name"));
+    auto name = scalar(a);
     if (!name) {
         return name.err();
     }
@@ -56,9 +50,15 @@ result<sa_cfg> parse_sa(const at& a)
                          name->find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
                              std::string::npos;
     if (!name_ok) {
-        return a.child(a.node["name"], "name").fail(errc::config_bad_value, "expected 1..32 of [A-Za-z0-9_.-]");
+        return a.fail(errc::config_bad_value, "expected 1..32 of [A-Za-z0-9_.-]");
     }
     s.name = *name;
+    return {};
+}
+
+/// dir, spi and aead (the key length depends on aead).
+result<void> parse_sa_params(const at& a, sa_cfg& s)
+{
     auto dir = one_of(a.child(a.node["dir"], "dir"), {"out", "in"});
     if (!dir) {
         return dir.err();
@@ -74,16 +74,21 @@ result<sa_cfg> parse_sa(const at& a)
         return alg.err();
     }
     s.aead = *alg == "aes-128-gcm" ? aead_alg::aes_128_gcm : aead_alg::aes_256_gcm;
-    if (auto r = parse_sa_key(a.child(a.node["key"], "key"), s); !r) {
-        return r.err();
-    }
+    return {};
+}
+
+/// Optional dst/src SAD selectors (`any` is the same as leaving the key out) and replay window.
+result<void> parse_sa_match(const at& a, sa_cfg& s)
+{
     for (const char* k : {"dst", "src"}) {
         if (a.node[k]) {
             auto p = prefix_at(a.child(a.node[k], k));
             if (!p) {
                 return p.err();
             }
-            (std::string_view(k) == "dst" ? s.dst : s.src) = *p;
+            if (!p->is_any()) {
+                (std::string_view(k) == "dst" ? s.dst : s.src) = *p;
+            }
         }
     }
     if (s.dst && s.src && mixes_families(*s.dst, *s.src)) {
@@ -100,6 +105,31 @@ result<sa_cfg> parse_sa(const at& a)
         }
         s.replay_window = static_cast<uint32_t>(*v);
     }
+    return {};
+}
+
+result<sa_cfg> parse_sa(const at& a)
+{
+    if (auto r = only_keys(a, {"name", "dir", "spi", "aead", "key", "dst", "src", "replay_window"}); !r) {
+        return r.err();
+    }
+    if (auto r = require(a, {"name", "dir", "spi", "aead", "key"}); !r) {
+        return r.err();
+    }
+    sa_cfg s;
+    s.line = a.line();
+    if (auto r = parse_sa_name(a.child(a.node["name"], "name"), s); !r) {
+        return r.err();
+    }
+    if (auto r = parse_sa_params(a, s); !r) {
+        return r.err();
+    }
+    if (auto r = parse_sa_key(a.child(a.node["key"], "key"), s); !r) {
+        return r.err();
+    }
+    if (auto r = parse_sa_match(a, s); !r) {
+        return r.err();
+    }
     return s;
 }
 
@@ -107,6 +137,9 @@ result<sa_cfg> parse_sa(const at& a)
 
 result<void> parse_sas(const at& a, gateway_cfg& cfg)
 {
+    if (a.node.IsNull()) {
+        return {}; // `sas:` with every entry commented out
+    }
     if (!a.node.IsSequence()) {
         return a.fail(errc::config_bad_value, "expected a list of SAs");
     }

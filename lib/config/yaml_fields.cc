@@ -17,18 +17,40 @@ std::string joined(std::initializer_list<std::string_view> keys)
     return s;
 }
 
-/// Every key of a mapping must be one of `keys`.
+namespace {
+
+int line_of(const YAML::Node& n)
+{
+    return n.Mark().is_null() ? 1 : n.Mark().line + 1;
+}
+
+} // namespace
+
+/// Every key of a mapping must be one of `keys`, and appear once (YAML requires unique keys;
+/// yaml-cpp would silently keep the first of two `policies:`).
 result<void> only_keys(const at& a, std::initializer_list<std::string_view> keys)
 {
     if (!a.node.IsMap()) {
-        return a.fail(errc::config_bad_value, "expected a mapping");
+        return a.fail(errc::config_bad_value,
+                      a.node.IsNull() ? "empty value, expected a mapping" : "expected a mapping");
     }
+    std::vector<std::pair<std::string, int>> seen;
     for (const auto& kv : a.node) {
-        const auto k = kv.first.as<std::string>();
-        if (std::find(keys.begin(), keys.end(), k) == keys.end()) {
-            return at{a.file, kv.first, a.path.empty() ? k : a.path + "." + k}.fail(
-                errc::config_unknown_key, "unknown key (expected one of: " + joined(keys) + ")");
+        if (!kv.first.IsScalar()) {
+            return at{a.file, kv.first, a.path}.fail(errc::config_unknown_key, "keys must be plain names");
         }
+        const std::string& k = kv.first.Scalar();
+        const at here{a.file, kv.first, a.path.empty() ? k : a.path + "." + k};
+        if (std::find(keys.begin(), keys.end(), k) == keys.end()) {
+            return here.fail(errc::config_unknown_key, "unknown key (expected one of: " + joined(keys) + ")");
+        }
+        for (const auto& [name, line] : seen) {
+            if (name == k) {
+                return here.fail(errc::config_duplicate,
+                                 "key given twice (first on line " + std::to_string(line) + ")");
+            }
+        }
+        seen.emplace_back(k, line_of(kv.first));
     }
     return {};
 }
@@ -36,7 +58,7 @@ result<void> only_keys(const at& a, std::initializer_list<std::string_view> keys
 result<std::string> scalar(const at& a)
 {
     if (!a.node.IsScalar()) {
-        return a.fail(errc::config_bad_value, "expected a scalar value");
+        return a.fail(errc::config_bad_value, a.node.IsNull() ? "empty value" : "expected a scalar value");
     }
     return a.node.Scalar();
 }
@@ -56,7 +78,8 @@ result<uint64_t> integer(const at& a, uint64_t lo, uint64_t hi)
         return a.fail(errc::config_bad_value, "expected an integer, got '" + t + "'");
     }
     if (v < lo || v > hi) {
-        return a.fail(errc::config_bad_value, "expected " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " + t);
+        return a.fail(errc::config_bad_value,
+                      "expected " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " + t);
     }
     return v;
 }
@@ -124,11 +147,16 @@ result<std::vector<uint8_t>> hex_bytes(const at& a)
     if (!s) {
         return s.err();
     }
-    const std::string& t = *s;
+    std::string& t = *s;
+    struct wipe_text {
+        std::string& t;
+        ~wipe_text() { OPENSSL_cleanse(t.data(), t.size()); }
+    } wipe{t}; // our copy of the text may be a key: zero it on every path out
     if (t.size() < 2 || t[0] != '0' || (t[1] != 'x' && t[1] != 'X') || t.size() % 2 != 0) {
         return a.fail(errc::config_bad_value, "expected hex bytes written 0x..., an even number of digits");
     }
     std::vector<uint8_t> out;
+    out.reserve(t.size() / 2); // no reallocation: it would free a buffer holding key bytes unzeroed
     for (std::size_t i = 2; i < t.size(); i += 2) {
         unsigned v = 0;
         auto [p, ec] = std::from_chars(t.data() + i, t.data() + i + 2, v, 16);

@@ -19,14 +19,39 @@ struct at {
     const std::string& file;
     const YAML::Node node; // const: operator[] must never insert keys
     std::string path;
+    int key_line = 0;      ///< 1-based line of the key, for values whose own mark is unusable
 
+    /// 1-based line of the value; an empty value (`side:`) is marked at the next token, so use its key's.
+    int line() const
+    {
+        if (key_line > 0 && (node.IsNull() || node.Mark().is_null())) {
+            return key_line;
+        }
+        return node.Mark().is_null() ? 1 : node.Mark().line + 1;
+    }
     error fail(errc code, const std::string& what) const
     {
-        const int line = node.Mark().is_null() ? 1 : node.Mark().line + 1;
-        return error{code, file + ":" + std::to_string(line) + ": " + (path.empty() ? "(top)" : path) + ": " + what};
+        return error{code, file + ":" + std::to_string(line()) + ": " + (path.empty() ? "(top)" : path) + ": " + what};
     }
-    at child(const YAML::Node& n, const std::string& key) const { return at{file, n, path.empty() ? key : path + "." + key}; }
+    /// The value `n` of this mapping's `key`.
+    at child(const YAML::Node& n, const std::string& key) const
+    {
+        return at{file, n, path.empty() ? key : path + "." + key, line_of_key(key)};
+    }
     at item(const YAML::Node& n, std::size_t i) const { return at{file, n, path + "[" + std::to_string(i) + "]"}; }
+
+private:
+    int line_of_key(const std::string& key) const
+    {
+        if (node.IsMap()) {
+            for (const auto& kv : node) {
+                if (kv.first.IsScalar() && kv.first.Scalar() == key && !kv.first.Mark().is_null()) {
+                    return kv.first.Mark().line + 1;
+                }
+            }
+        }
+        return 0;
+    }
 };
 
 std::string joined(std::initializer_list<std::string_view> keys);

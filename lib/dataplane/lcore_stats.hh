@@ -17,6 +17,8 @@ struct alignas(64) lcore_stats {
     std::array<uint64_t, max_ports> tx_pkts{};  ///< by tx port id
     std::array<uint64_t, max_ports> tx_bytes{};
     uint64_t bypassed = 0;                      ///< forwarded unchanged by a BYPASS policy
+    uint64_t sealed = 0;                        ///< clear packets sent out as ESP
+    uint64_t opened = 0;                        ///< ESP packets decrypted, checked and forwarded
     std::array<uint64_t, drop_reason_count> drops{};
     uint64_t busy_polls = 0;                    ///< polls that received packets
     uint64_t idle_polls = 0;

@@ -2,34 +2,17 @@
 
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
+
+#include "burst.hh"
 
 namespace msecgw::dataplane {
 
+namespace detail {
+
 namespace {
 
-constexpr int tx_retries = 64;        ///< empty tx_burst calls tolerated before tx_full drops
-constexpr int drain_max_polls = 4096; ///< bound on the drain after stop, for endless sources
-
-/// Packets leaving the burst; counted when added, freed together at the end of the burst.
-class drop_list {
-public:
-    void add(rte_mbuf* m, drop_reason r, lcore_stats& st)
-    {
-        ++st.drops[static_cast<std::size_t>(r)];
-        _pkts[_n++] = m;
-    }
-    void free_all()
-    {
-        if (_n != 0) {
-            rte_pktmbuf_free_bulk(_pkts.data(), _n);
-            _n = 0;
-        }
-    }
-
-private:
-    std::array<rte_mbuf*, max_burst> _pkts;
-    uint16_t _n = 0;
-};
+constexpr int tx_retries = 64; ///< empty tx_burst calls tolerated before tx_full drops
 
 packet::ipv4_csum csum_mode(const rx_binding& b, const rte_mbuf* m, bool& bad)
 {
@@ -42,10 +25,11 @@ packet::ipv4_csum csum_mode(const rx_binding& b, const rte_mbuf* m, bool& bad)
     return st == RTE_MBUF_F_RX_IP_CKSUM_GOOD ? packet::ipv4_csum::trusted : packet::ipv4_csum::verify;
 }
 
-/// rx accounting and header parsing; malformed frames leave through the drop list.
-uint16_t stage_parse(lcore_ctx& lc, const rx_binding& b, rte_mbuf** pkts, uint16_t n,
-                     burst_scratch& s, drop_list& dl)
+} // namespace
+
+uint16_t stage_parse(lcore_ctx& lc, const rx_binding& b, rte_mbuf** pkts, uint16_t n, drop_list& dl)
 {
+    burst_scratch& s = lc.scratch;
     uint16_t good = 0;
     uint64_t bytes = 0;
     for (uint16_t i = 0; i < n; ++i) {
@@ -71,39 +55,13 @@ uint16_t stage_parse(lcore_ctx& lc, const rx_binding& b, rte_mbuf** pkts, uint16
     return good;
 }
 
-/// Applies each packet's policy: BYPASS stays in the burst, everything else is dropped with its
-/// reason. (PROTECT needs an SA on the data plane; until one is installed it is `sa_not_ready`.)
-uint16_t stage_act(lcore_ctx& lc, const rx_binding& b, rte_mbuf** pkts, uint16_t n,
-                   const burst_scratch& s, drop_list& dl)
+bool reparse(lcore_ctx& lc, const rx_binding&, rte_mbuf* m, uint16_t i, drop_reason& why)
 {
-    uint16_t good = 0;
-    for (uint16_t i = 0; i < n; ++i) {
-        const policy::rule_id id = s.rule[i];
-        if (id == policy::no_match) {
-            dl.add(pkts[i], drop_reason::policy_no_match, lc.stats);
-            continue;
-        }
-        switch (b.policies->rule(id).action) {
-        case config::policy_action::bypass:
-            if (s.meta[i].ip_len > b.egress_mtu) {
-                dl.add(pkts[i], drop_reason::mtu_exceeded, lc.stats);
-                continue;
-            }
-            pkts[good++] = pkts[i];
-            break;
-        case config::policy_action::discard:
-            dl.add(pkts[i], drop_reason::policy_discard, lc.stats);
-            break;
-        case config::policy_action::protect:
-            dl.add(pkts[i], drop_reason::sa_not_ready, lc.stats);
-            break;
-        }
-    }
-    lc.stats.bypassed += good;
-    return good;
+    const auto* data = rte_pktmbuf_mtod(m, const uint8_t*);
+    lc.scratch.data[i] = data;
+    return packet::parse_frame(data, m->data_len, packet::ipv4_csum::verify, lc.scratch.meta[i], why);
 }
 
-/// Transmits the burst; what the queue does not take after bounded retries is `tx_full`.
 void stage_tx(lcore_ctx& lc, const rx_binding& b, rte_mbuf** pkts, uint16_t n, drop_list& dl)
 {
     uint64_t bytes = 0;
@@ -124,9 +82,16 @@ void stage_tx(lcore_ctx& lc, const rx_binding& b, rte_mbuf** pkts, uint16_t n, d
     lc.stats.tx_bytes[b.tx_port] += bytes;
 }
 
-/// Polls every binding once; returns the number of packets received.
+} // namespace detail
+
+namespace {
+
+constexpr int drain_max_polls = 4096; ///< bound on the drain after stop, for endless sources
+
+/// Polls every binding once under one snapshot; returns the number of packets received.
 uint32_t poll_once(lcore_ctx& lc, rte_mbuf** pkts)
 {
+    const dp_state* st = lc.state->load(std::memory_order_acquire);
     uint32_t total = 0;
     for (uint16_t i = 0; i < lc.n_bindings; ++i) {
         const rx_binding& b = lc.bindings[i];
@@ -136,22 +101,22 @@ uint32_t poll_once(lcore_ctx& lc, rte_mbuf** pkts)
             continue;
         }
         ++lc.stats.busy_polls;
-        process_burst(lc, b, pkts, n);
+        process_burst(lc, *st, b, pkts, n);
         total += n;
     }
+    rte_rcu_qsbr_quiescent(lc.qsbr, lc.index);
     return total;
 }
 
 } // namespace
 
-void process_burst(lcore_ctx& lc, const rx_binding& b, rte_mbuf** pkts, uint16_t n)
+void process_burst(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte_mbuf** pkts, uint16_t n)
 {
-    burst_scratch& s = lc.scratch;
-    drop_list dl;
-    n = stage_parse(lc, b, pkts, n, s, dl);
-    b.policies->classify(s.meta.data(), s.data.data(), n, s.rule.data());
-    n = stage_act(lc, b, pkts, n, s, dl);
-    stage_tx(lc, b, pkts, n, dl);
+    detail::drop_list dl;
+    n = detail::stage_parse(lc, b, pkts, n, dl);
+    n = b.dir == config::direction::out ? detail::outb_process(lc, st, b, pkts, n, dl)
+                                        : detail::inb_process(lc, st, b, pkts, n, dl);
+    detail::stage_tx(lc, b, pkts, n, dl);
     dl.free_all();
 }
 
@@ -159,12 +124,14 @@ int worker_main(void* arg)
 {
     auto& lc = *static_cast<lcore_ctx*>(arg);
     std::array<rte_mbuf*, max_burst> pkts;
+    rte_rcu_qsbr_thread_online(lc.qsbr, lc.index);
     while (!lc.stop->load(std::memory_order_relaxed)) {
         poll_once(lc, pkts.data());
     }
     for (int quiet = 0, polls = 0; quiet < 2 && polls < drain_max_polls; ++polls) {
         quiet = poll_once(lc, pkts.data()) == 0 ? quiet + 1 : 0;
     }
+    rte_rcu_qsbr_thread_offline(lc.qsbr, lc.index);
     return 0;
 }
 

@@ -1,5 +1,7 @@
 #pragma once
-/// Worker lcores: run-to-completion loops over bursts (rx -> parse -> classify -> act -> tx).
+/// Worker lcores: run-to-completion loops over bursts. Outbound (clear port):
+/// rx -> parse -> classify -> seal (ESP) or bypass -> tx. Inbound (protected port):
+/// rx -> parse -> open (SAD, replay check, decrypt, strip) -> classify -> replay update -> tx.
 /// Everything a worker touches is in its `lcore_ctx`, set up by the control core before launch.
 
 #include <array>
@@ -7,11 +9,15 @@
 #include <cstdint>
 
 #include "common/burst.hh"
+#include "crypto/crypto.hh"
+#include "dp_state.hh"
 #include "lcore_stats.hh"
 #include "packet/packet.hh"
 #include "policy/policy.hh"
+#include "replay/replay.hh"
 
 struct rte_mbuf;
+struct rte_rcu_qsbr;
 
 namespace msecgw::dataplane {
 
@@ -22,8 +28,9 @@ struct rx_binding {
     uint16_t tx_port = 0;
     uint16_t tx_queue = 0;
     uint16_t egress_mtu = 1500;        ///< IP MTU of the tx port
+    config::direction dir = config::direction::out; ///< out: rx on a clear port
     packet::ipv4_csum csum = packet::ipv4_csum::verify;
-    const policy::table* policies = nullptr; ///< direction of this rx port
+    bool tx_ipv4_cksum = false;        ///< the tx port computes outer IPv4 checksums
 };
 
 /// Per-burst scratch, indexed like the packet array it belongs to; lives in the lcore context so
@@ -32,24 +39,36 @@ struct burst_scratch {
     std::array<packet::pkt_meta, max_burst> meta;
     std::array<const uint8_t*, max_burst> data;
     std::array<policy::rule_id, max_burst> rule;
+    std::array<uint32_t, max_burst> sa;         ///< inbound: index into dp_state::in_sas, or no_sa
+    std::array<uint32_t, max_burst> seq;        ///< inbound: ESP sequence number
+    std::array<replay::replay_key, max_burst> rkey;
+    std::array<crypto::gcm_op, max_burst> ops;
+    std::array<uint16_t, max_burst> op_pkt;     ///< packet index of each op
+    std::array<uint8_t, max_burst> ok;
 };
 
 struct alignas(64) lcore_ctx {
     unsigned lcore_id = 0;
-    uint16_t index = 0;                ///< 0..workers-1
+    uint16_t index = 0;                ///< 0..workers-1: RCU thread id and SA lane
     uint16_t n_bindings = 0;
+    uint16_t ip_id = 0;                ///< outer IPv4 identification
     std::array<rx_binding, max_ports> bindings{};
-    const std::atomic<bool>* stop = nullptr; ///< set by the control core; read once per loop
+    const std::atomic<bool>* stop = nullptr;                ///< read once per loop
+    const std::atomic<const dp_state*>* state = nullptr;    ///< read once per loop (RCU)
+    rte_rcu_qsbr* qsbr = nullptr;
+    crypto::engine* engine = nullptr;  ///< this lcore's ipsec-mb manager
+    replay::replay_table* replay = nullptr; ///< this lcore's (SA, source) windows
     lcore_stats stats;
     burst_scratch scratch;
 };
 
-/// Processes one received burst of `n` packets from `b` to its egress; every packet ends up
+/// Processes one received burst of `n` packets from `b` under snapshot `st`; every packet ends up
 /// transmitted or freed and counted under one drop reason.
-void process_burst(lcore_ctx& lc, const rx_binding& b, rte_mbuf** pkts, uint16_t n);
+void process_burst(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte_mbuf** pkts, uint16_t n);
 
 /// The worker main loop (rte_eal_remote_launch entry; `arg` is an lcore_ctx*). Polls until stop
-/// is set, then drains: keeps polling until every queue came back empty twice in a row.
+/// is set, then drains: keeps polling until every queue came back empty twice in a row. Reports a
+/// quiescent state to RCU after every round.
 int worker_main(void* arg);
 
 } // namespace msecgw::dataplane

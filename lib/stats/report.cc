@@ -37,6 +37,8 @@ totals collect(const std::vector<port::port_state>& ports,
     }
     for (const auto& [id, st] : t.lcores) {
         t.bypassed += st.bypassed;
+        t.sealed += st.sealed;
+        t.opened += st.opened;
         for (std::size_t r = 0; r < drop_reason_count; ++r) {
             t.drops[r] += st.drops[r];
             t.drops_total += st.drops[r];
@@ -50,6 +52,7 @@ std::string to_json(const totals& t)
     std::ostringstream o;
     o << "{\n  \"seconds\": " << t.seconds << ",\n  \"rx_packets\": " << t.rx_pkts
       << ",\n  \"tx_packets\": " << t.tx_pkts << ",\n  \"bypassed\": " << t.bypassed
+      << ",\n  \"sealed\": " << t.sealed << ",\n  \"opened\": " << t.opened
       << ",\n  \"drops_total\": " << t.drops_total << ",\n  \"drops\": {";
     for (std::size_t r = 0; r < drop_reason_count; ++r) {
         o << (r ? ", " : "") << "\"" << drop_table[r].label << "\": " << t.drops[r];
@@ -97,8 +100,8 @@ std::string summary(const totals& t)
               << p.nic.rx_nombuf << " oerrors " << p.nic.oerrors << "\n";
         }
     }
-    o << "  received " << t.rx_pkts << ", forwarded " << t.tx_pkts << " (bypass " << t.bypassed
-      << "), dropped " << t.drops_total << "\n";
+    o << "  received " << t.rx_pkts << ", forwarded " << t.tx_pkts << " (bypass " << t.bypassed << ", sealed as ESP "
+      << t.sealed << ", opened from ESP " << t.opened << "), dropped " << t.drops_total << "\n";
     for (std::size_t r = 0; r < drop_reason_count; ++r) {
         if (t.drops[r] != 0) {
             std::snprintf(line, sizeof line, "    %-20s %10llu  %s\n", std::string(drop_table[r].label).c_str(),

@@ -30,7 +30,7 @@ struct port_totals {
 struct totals {
     std::vector<port_totals> ports;
     std::vector<std::pair<unsigned, dataplane::lcore_stats>> lcores; ///< (lcore id, copy)
-    uint64_t rx_pkts = 0, tx_pkts = 0, bypassed = 0;
+    uint64_t rx_pkts = 0, tx_pkts = 0, bypassed = 0, sealed = 0, opened = 0;
     std::array<uint64_t, drop_reason_count> drops{};
     uint64_t drops_total = 0;
     double seconds = 0;

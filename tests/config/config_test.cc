@@ -1,7 +1,10 @@
 // The YAML loader: every field of the contract, defaults, and one-line errors naming file:line: key.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
 #include <string>
+#include <unistd.h>
 
 #include "config/config.hh"
 
@@ -10,8 +13,11 @@ using namespace msecgw::config;
 
 namespace {
 
+// RFC 4106-style test keying material: 16-byte key then 4-byte salt ("cafebabe").
 const char* const key128 = "0xfeffe9928665731c6d6a8f9467308308cafebabe";
+const std::string key256 = "0x" + std::string(64, 'a') + "0badc0de";
 
+/// Four lines: state_dir, ports, one clear and one protected port. `extra` starts on line 5.
 std::string base(const std::string& extra = "")
 {
     return "state_dir: /tmp/s\n"
@@ -21,158 +27,501 @@ std::string base(const std::string& extra = "")
            extra;
 }
 
-/// Loads text that must fail; checks the class and that the message starts "c.yaml:LINE: KEY:".
-void expect_error(const std::string& yaml, errc code, int line, const std::string& key,
-                  const std::string& word = "")
+/// One outbound SA `a` on line 6 (flow style) after "sas:" on line 5.
+std::string one_sa(const std::string& dir = "out")
+{
+    return std::string("sas:\n  - {name: a, dir: ") + dir + ", spi: 0x1001, aead: aes-128-gcm, key: \"" + key128 +
+           "\"}\n";
+}
+
+/// Key material must never reach a message: neither the key part nor the salt of our test keys.
+void expect_no_key_material(const std::string& detail)
+{
+    for (const char* secret : {"feffe9928665", "cafebabe", "aaaaaaaa", "0badc0de"}) {
+        EXPECT_EQ(detail.find(secret), std::string::npos) << "key material leaked: " << detail;
+    }
+}
+
+/// Loads text that must fail; checks the class and that the message starts "c.yaml:LINE: KEY: ".
+void expect_error(const std::string& yaml, errc code, int line, const std::string& key, const std::string& word = "")
 {
     auto r = load_string(yaml, "c.yaml");
     ASSERT_FALSE(r.ok()) << yaml;
     EXPECT_EQ(r.err().code, code) << r.err().detail;
     const std::string prefix = "c.yaml:" + std::to_string(line) + ": " + key + ": ";
     EXPECT_EQ(r.err().detail.rfind(prefix, 0), 0u) << "want prefix '" << prefix << "' in '" << r.err().detail << "'";
-    EXPECT_EQ(r.err().detail.find('\n'), std::string::npos);
+    EXPECT_EQ(r.err().detail.find('\n'), std::string::npos) << r.err().detail;
     if (!word.empty()) {
-        EXPECT_NE(r.err().detail.find(word), std::string::npos) << r.err().detail;
+        EXPECT_NE(r.err().detail.find(word), std::string::npos) << "want '" << word << "' in " << r.err().detail;
     }
+    expect_no_key_material(r.err().detail);
+}
+
+gateway_cfg load_ok(const std::string& yaml)
+{
+    auto r = load_string(yaml, "c.yaml");
+    EXPECT_TRUE(r.ok()) << r.err().detail << "\n" << yaml;
+    return r.ok() ? std::move(r.value()) : gateway_cfg{};
+}
+
+/// The single policy of `base() + "policies:\n  - {" + rule + "}"`.
+policy_cfg one_policy(const std::string& rule)
+{
+    gateway_cfg c = load_ok(base("policies:\n  - {" + rule + "}\n"));
+    EXPECT_EQ(c.policies.size(), 1u);
+    return c.policies.empty() ? policy_cfg{} : c.policies[0];
+}
+
+/// The contract's example with every key given (drivers_cfg on line 5, sas from line 6, policies from 20).
+gateway_cfg full_example()
+{
+    return load_ok(base(std::string("drivers_cfg: /etc/msecgw/drivers\n"
+                                    "sas:\n"
+                                    "  - name: g1-out\n"
+                                    "    dir: out\n"
+                                    "    spi: 0x00001001\n"
+                                    "    aead: aes-128-gcm\n"
+                                    "    key: \"") + key128 + "\"\n"
+                        "  - name: g1-in\n"
+                        "    dir: in\n"
+                        "    spi: 4097\n"
+                        "    dst: 239.1.0.0/16\n"
+                        "    src: 10.1.0.0/16\n"
+                        "    aead: aes-256-gcm\n"
+                        "    key: \"" + key256 + "\"\n"
+                        "    replay_window: 0\n"
+                        "policies:\n"
+                        "  - {dir: out, src: any, dst: 239.0.0.0/8, action: protect, sa: g1-out}\n"
+                        "  - {dir: out, dst: 0.0.0.0/0, action: bypass}\n"
+                        "  - {dir: in, dst: 'ff0e::/16', proto: udp, dport: 5000-5999, sport: 7, vlan: 100,"
+                        " action: discard}\n"
+                        "  - {dir: in, vlan: none, proto: 132, action: bypass}\n"
+                        "  - {dir: in, dst: 239.0.0.0/8, action: protect, sa: g1-in}\n"));
 }
 
 } // namespace
 
-TEST(config, full_example_parses_every_field)
+TEST(config, full_example_top_level_and_ports)
 {
-    const std::string yaml = base(std::string("sas:\n"
-                                              "  - name: g1-out\n"
-                                              "    dir: out\n"
-                                              "    spi: 0x00001001\n"
-                                              "    aead: aes-128-gcm\n"
-                                              "    key: \"") + key128 + "\"\n"
-                                  "  - name: g1-in\n"
-                                  "    dir: in\n"
-                                  "    spi: 4097\n"
-                                  "    dst: 239.1.0.0/16\n"
-                                  "    src: 10.1.0.0/16\n"
-                                  "    aead: aes-256-gcm\n"
-                                  "    key: \"0x" + std::string(72, 'a') + "\"\n"
-                                  "    replay_window: 0\n"
-                                  "policies:\n"
-                                  "  - {dir: out, src: any, dst: 239.0.0.0/8, action: protect, sa: g1-out}\n"
-                                  "  - {dir: out, dst: 0.0.0.0/0, action: bypass}\n"
-                                  "  - {dir: in, dst: 'ff0e::/16', proto: udp, dport: 5000-5999, sport: 7, vlan: 100, action: discard}\n"
-                                  "  - {dir: in, vlan: none, proto: 132, action: bypass}\n"
-                                  "  - {dir: in, dst: 239.0.0.0/8, action: protect, sa: g1-in}\n");
-    auto r = load_string(yaml, "c.yaml");
-    ASSERT_TRUE(r.ok()) << r.err().detail;
-    const gateway_cfg& c = *r;
+    const gateway_cfg c = full_example();
+    EXPECT_EQ(c.file, "c.yaml");
     EXPECT_EQ(c.state_dir, "/tmp/s");
+    EXPECT_EQ(c.drivers_cfg, "/etc/msecgw/drivers");
     ASSERT_EQ(c.ports.size(), 2u);
+    EXPECT_EQ(c.ports[0].port, 0);
+    EXPECT_EQ(c.ports[0].side, port_side::clear);
     EXPECT_EQ(c.ports[0].mtu, 1500);
+    EXPECT_EQ(c.ports[0].line, 3);
+    EXPECT_EQ(c.ports[1].port, 1);
     EXPECT_EQ(c.ports[1].side, port_side::protected_side);
     EXPECT_EQ(c.ports[1].mtu, 1400);
     EXPECT_EQ(c.ports[1].line, 4);
+}
+
+TEST(config, full_example_sas)
+{
+    const gateway_cfg c = full_example();
     ASSERT_EQ(c.sas.size(), 2u);
-    EXPECT_EQ(c.sas[0].spi, 0x1001u);
-    EXPECT_EQ(c.sas[0].key.size(), 20u);
-    EXPECT_EQ(c.sas[0].key.bytes()[19], 0xbe);
-    EXPECT_EQ(c.sas[0].replay_window, 1024u);
-    EXPECT_FALSE(c.sas[0].dst.has_value());
-    EXPECT_EQ(c.sas[1].aead, aead_alg::aes_256_gcm);
-    EXPECT_EQ(c.sas[1].key.size(), 36u);
-    EXPECT_EQ(to_string(*c.sas[1].dst), "239.1.0.0/16");
-    EXPECT_EQ(c.sas[1].replay_window, 0u);
+    const sa_cfg& out = c.sas[0];
+    EXPECT_EQ(out.name, "g1-out");
+    EXPECT_EQ(out.dir, direction::out);
+    EXPECT_EQ(out.spi, 0x1001u);
+    EXPECT_EQ(out.aead, aead_alg::aes_128_gcm);
+    ASSERT_EQ(out.key.size(), 20u);
+    EXPECT_EQ(out.key.bytes()[0], 0xfe);
+    EXPECT_EQ(out.key.bytes()[15], 0x08);
+    EXPECT_EQ(out.key.bytes()[16], 0xca); // the salt follows the 16-byte key
+    EXPECT_EQ(out.key.bytes()[19], 0xbe);
+    EXPECT_EQ(out.replay_window, 1024u);
+    EXPECT_FALSE(out.dst.has_value());
+    EXPECT_FALSE(out.src.has_value());
+    EXPECT_EQ(out.line, 7);
+    const sa_cfg& in = c.sas[1];
+    EXPECT_EQ(in.name, "g1-in");
+    EXPECT_EQ(in.dir, direction::in);
+    EXPECT_EQ(in.spi, 4097u);
+    EXPECT_EQ(in.aead, aead_alg::aes_256_gcm);
+    ASSERT_EQ(in.key.size(), 36u);
+    EXPECT_EQ(in.key.bytes()[31], 0xaa);
+    EXPECT_EQ(in.key.bytes()[32], 0x0b);
+    ASSERT_TRUE(in.dst && in.src);
+    EXPECT_EQ(to_string(*in.dst), "239.1.0.0/16");
+    EXPECT_EQ(to_string(*in.src), "10.1.0.0/16");
+    EXPECT_EQ(in.replay_window, 0u);
+    EXPECT_EQ(in.line, 12);
+    ASSERT_NE(c.find_sa("g1-in"), nullptr);
+    EXPECT_EQ(c.find_sa("g1-in")->spi, 4097u);
+    EXPECT_EQ(c.find_sa("g1"), nullptr);
+}
+
+TEST(config, full_example_policies)
+{
+    const gateway_cfg c = full_example();
     ASSERT_EQ(c.policies.size(), 5u);
-    EXPECT_EQ(c.policies[0].sa, "g1-out");
-    EXPECT_TRUE(c.policies[0].src.is_any());
-    EXPECT_TRUE(c.policies[1].applies_to(ip_family::v4));
-    EXPECT_FALSE(c.policies[1].applies_to(ip_family::v6));
+    const auto& p0 = c.policies[0];
+    EXPECT_EQ(p0.dir, direction::out);
+    EXPECT_EQ(p0.action, policy_action::protect);
+    EXPECT_EQ(p0.sa, "g1-out");
+    EXPECT_TRUE(p0.src.is_any());
+    EXPECT_EQ(to_string(p0.dst), "239.0.0.0/8");
+    EXPECT_EQ(p0.line, 21);
+    const auto& p1 = c.policies[1];
+    EXPECT_EQ(p1.action, policy_action::bypass);
+    EXPECT_EQ(p1.dst.family, ip_family::v4);
+    EXPECT_EQ(p1.dst.length, 0);
+    EXPECT_TRUE(p1.sa.empty());
+    EXPECT_TRUE(p1.applies_to(ip_family::v4));
+    EXPECT_FALSE(p1.applies_to(ip_family::v6)); // 0.0.0.0/0 is IPv4 only
     const auto& p2 = c.policies[2];
+    EXPECT_EQ(p2.dir, direction::in);
+    EXPECT_EQ(p2.action, policy_action::discard);
     EXPECT_EQ(p2.proto.value(), 17);
     EXPECT_EQ(p2.dport, (u16_range{5000, 5999}));
     EXPECT_EQ(p2.sport, (u16_range{7, 7}));
     EXPECT_EQ(p2.vlan, (u16_range{100, 100}));
     EXPECT_EQ(to_string(p2.dst), "ff0e::/16");
-    EXPECT_EQ(c.policies[3].vlan, (u16_range{vlan_untagged, vlan_untagged}));
-    EXPECT_EQ(c.policies[3].proto.value(), 132);
-    EXPECT_TRUE(c.policies[3].applies_to(ip_family::v6) && c.policies[3].applies_to(ip_family::v4));
-    EXPECT_EQ(c.policies[4].line, 24);
+    EXPECT_TRUE(p2.applies_to(ip_family::v6));
+    EXPECT_FALSE(p2.applies_to(ip_family::v4));
+    const auto& p3 = c.policies[3];
+    EXPECT_EQ(p3.vlan, (u16_range{vlan_untagged, vlan_untagged}));
+    EXPECT_EQ(p3.proto.value(), 132);
+    EXPECT_TRUE(p3.applies_to(ip_family::v6) && p3.applies_to(ip_family::v4));
+    EXPECT_EQ(c.policies[4].sa, "g1-in");
+    EXPECT_EQ(c.policies[4].line, 25);
+}
+
+TEST(config, defaults)
+{
+    const gateway_cfg c = load_ok("ports: [{port: 3, side: protected}, {port: 2, side: clear}]\n");
+    EXPECT_EQ(c.state_dir, "/var/lib/msecgw");
+    EXPECT_TRUE(c.drivers_cfg.empty());
+    ASSERT_EQ(c.ports.size(), 2u);
+    EXPECT_EQ(c.ports[0].port, 3);
+    EXPECT_EQ(c.ports[0].mtu, 1500);
+    EXPECT_TRUE(c.sas.empty());
+    EXPECT_TRUE(c.policies.empty());
+
+    const policy_cfg p = one_policy("dir: in, action: discard");
+    EXPECT_EQ(p.dir, direction::in);
+    EXPECT_EQ(p.action, policy_action::discard);
+    EXPECT_TRUE(p.src.is_any());
+    EXPECT_TRUE(p.dst.is_any());
+    EXPECT_FALSE(p.proto.has_value());
+    EXPECT_EQ(p.sport, (u16_range{0, 0xffff}));
+    EXPECT_EQ(p.dport, (u16_range{0, 0xffff}));
+    EXPECT_EQ(p.vlan, (u16_range{0, 0xffff}));
+    EXPECT_TRUE(p.sa.empty());
+
+    // An SA whose selectors are written `any` is the same as one without them.
+    const gateway_cfg s = load_ok(base(std::string("sas:\n  - {name: x, dir: in, spi: 256, aead: aes-128-gcm, "
+                                                   "dst: any, src: any, key: \"") + key128 + "\"}\n"));
+    ASSERT_EQ(s.sas.size(), 1u);
+    EXPECT_FALSE(s.sas[0].dst.has_value());
+    EXPECT_FALSE(s.sas[0].src.has_value());
+    EXPECT_EQ(s.sas[0].replay_window, 1024u);
+
+    // Lists with every entry commented out are empty lists.
+    const gateway_cfg e = load_ok(base("sas:\n#  - {name: x}\npolicies:\n"));
+    EXPECT_TRUE(e.sas.empty());
+    EXPECT_TRUE(e.policies.empty());
+}
+
+TEST(config, vlan_forms)
+{
+    EXPECT_EQ(one_policy("dir: in, vlan: none, action: bypass").vlan, (u16_range{vlan_untagged, vlan_untagged}));
+    EXPECT_EQ(one_policy("dir: in, vlan: 0, action: bypass").vlan, (u16_range{0, 0}));
+    EXPECT_EQ(one_policy("dir: in, vlan: 4095, action: bypass").vlan, (u16_range{4095, 4095}));
+    EXPECT_EQ(one_policy("dir: in, vlan: 10-20, action: bypass").vlan, (u16_range{10, 20}));
+    EXPECT_EQ(one_policy("dir: in, vlan: \"100-100\", action: bypass").vlan, (u16_range{100, 100}));
+    expect_error(base("policies:\n  - {dir: out, vlan: 4096, action: bypass}\n"), errc::config_bad_value, 6,
+                 "policies[0].vlan", "none");
+    expect_error(base("policies:\n  - {dir: out, vlan: 20-10, action: bypass}\n"), errc::config_bad_value, 6,
+                 "policies[0].vlan");
+    expect_error(base("policies:\n  - {dir: out, vlan: untagged, action: bypass}\n"), errc::config_bad_value, 6,
+                 "policies[0].vlan");
+}
+
+TEST(config, proto_by_name_and_number)
+{
+    EXPECT_EQ(one_policy("dir: in, proto: tcp, action: bypass").proto, std::optional<uint8_t>(6));
+    EXPECT_EQ(one_policy("dir: in, proto: sctp, action: bypass").proto, std::optional<uint8_t>(132));
+    EXPECT_EQ(one_policy("dir: in, proto: esp, action: bypass").proto, std::optional<uint8_t>(50));
+    EXPECT_EQ(one_policy("dir: in, proto: icmp, action: bypass").proto, std::optional<uint8_t>(1));
+    EXPECT_EQ(one_policy("dir: in, proto: icmpv6, action: bypass").proto, std::optional<uint8_t>(58));
+    EXPECT_EQ(one_policy("dir: in, proto: 47, action: bypass").proto, std::optional<uint8_t>(47));
+    EXPECT_EQ(one_policy("dir: in, proto: 0, action: bypass").proto, std::optional<uint8_t>(0));
+    EXPECT_FALSE(one_policy("dir: in, proto: any, action: bypass").proto.has_value());
+    const policy_cfg numbered = one_policy("dir: in, proto: 6, sport: 1024-65535, dport: 22, action: bypass");
+    EXPECT_EQ(numbered.sport, (u16_range{1024, 65535}));
+    EXPECT_EQ(numbered.dport, (u16_range{22, 22}));
+    expect_error(base("policies:\n  - {dir: out, proto: 256, action: bypass}\n"), errc::config_bad_value, 6,
+                 "policies[0].proto", "got '256'");
+    expect_error(base("policies:\n  - {dir: out, proto: gre, action: bypass}\n"), errc::config_bad_value, 6,
+                 "policies[0].proto", "got 'gre'");
 }
 
 TEST(config, prefixes)
 {
     EXPECT_TRUE(parse_prefix("any")->is_any());
-    EXPECT_EQ(parse_prefix("10.0.0.1")->length, 32);
-    EXPECT_EQ(parse_prefix("ff02::1")->length, 128);
-    EXPECT_FALSE(parse_prefix("10.0.0.1/8").ok());    // host bits
+    auto host = parse_prefix("10.0.0.1");
+    ASSERT_TRUE(host.ok());
+    EXPECT_EQ(host->family, ip_family::v4);
+    EXPECT_EQ(host->length, 32);
+    EXPECT_EQ(host->addr[0], 10);
+    EXPECT_EQ(host->addr[3], 1);
+    EXPECT_EQ(host->addr[4], 0);
+    auto v6 = parse_prefix("ff02::1");
+    ASSERT_TRUE(v6.ok());
+    EXPECT_EQ(v6->family, ip_family::v6);
+    EXPECT_EQ(v6->length, 128);
+    EXPECT_EQ(v6->addr[0], 0xff);
+    EXPECT_EQ(v6->addr[1], 0x02);
+    EXPECT_EQ(v6->addr[15], 0x01);
+    EXPECT_EQ(to_string(*v6), "ff02::1/128");
+    EXPECT_EQ(parse_prefix("::/0")->length, 0);
+    EXPECT_EQ(parse_prefix("::/0")->family, ip_family::v6);
+    EXPECT_EQ(to_string(parse_prefix("any").value()), "any");
+    EXPECT_EQ(to_string(parse_prefix("239.0.0.0/8").value()), "239.0.0.0/8");
+    EXPECT_EQ(parse_prefix("10.0.0.1/8").err().code, errc::config_bad_value); // host bits
+    EXPECT_NE(parse_prefix("10.0.0.1/8").err().detail.find("host bits"), std::string::npos);
+    EXPECT_FALSE(parse_prefix("ff00::1/8").ok());    // host bits, IPv6
     EXPECT_FALSE(parse_prefix("10.0.0.0/33").ok());
+    EXPECT_FALSE(parse_prefix("ff00::/129").ok());
+    EXPECT_FALSE(parse_prefix("10.0.0.0/").ok());
     EXPECT_FALSE(parse_prefix("10.0.0/8").ok());
     EXPECT_FALSE(parse_prefix("ff00::/8x").ok());
+    EXPECT_FALSE(parse_prefix("fe80::1%eth0").ok());
+    EXPECT_FALSE(parse_prefix("").ok());
+    EXPECT_FALSE(parse_prefix("ANY").ok());
+}
+
+TEST(config, to_string_names)
+{
+    EXPECT_EQ(to_string(port_side::clear), "clear");
+    EXPECT_EQ(to_string(port_side::protected_side), "protected");
+    EXPECT_EQ(to_string(direction::out), "out");
+    EXPECT_EQ(to_string(direction::in), "in");
+    EXPECT_EQ(to_string(aead_alg::aes_128_gcm), "aes-128-gcm");
+    EXPECT_EQ(to_string(aead_alg::aes_256_gcm), "aes-256-gcm");
+    EXPECT_EQ(to_string(policy_action::protect), "protect");
+    EXPECT_EQ(to_string(policy_action::bypass), "bypass");
+    EXPECT_EQ(to_string(policy_action::discard), "discard");
 }
 
 TEST(config, syntax_and_structure_errors)
 {
     expect_error("ports: [", errc::config_syntax, 1, "(yaml)");
+    expect_error(base("sas: [ {name: a\n"), errc::config_syntax, 6, "(yaml)"); // yaml-cpp's line: end of input
+    expect_error(base("policies:\n  - {dir: out, action: bypass}\n---\nports: []\n"), errc::config_syntax, 8,
+                 "(yaml)", "second YAML document");
     expect_error("", errc::config_missing_key, 1, "(top)", "empty");
+    expect_error("# only a comment\n", errc::config_missing_key, 1, "(top)", "empty");
+    expect_error("- port: 0\n", errc::config_bad_value, 1, "(top)", "mapping");
     expect_error("state_dir: /x\n", errc::config_missing_key, 1, "(top)", "ports");
-    expect_error(base("colour: blue\n"), errc::config_unknown_key, 5, "colour", "expected one of");
-    expect_error(base("policies:\n  - {dir: out, acton: bypass}\n"), errc::config_unknown_key, 6,
-                 "policies[0].acton");
+    expect_error(base("state_dir: /y\n"), errc::config_duplicate, 5, "state_dir", "line 1");
+    expect_error("ports: []\n", errc::config_bad_value, 1, "ports", "non-empty");
     expect_error("ports:\n  - {port: 0, side: clear}\n", errc::config_bad_value, 2, "ports", "protected");
+    expect_error("ports:\n  - {port: 0, side: protected}\n  - {port: 1, side: protected}\n", errc::config_bad_value,
+                 2, "ports", "clear");
+    expect_error(base("sas: {name: a}\n"), errc::config_bad_value, 5, "sas", "list");
+    expect_error(base("policies:\n  - out\n"), errc::config_bad_value, 6, "policies[0]", "mapping");
+}
+
+TEST(config, unknown_keys_are_named)
+{
+    expect_error(base("colour: blue\n"), errc::config_unknown_key, 5, "colour", "expected one of: state_dir,");
+    expect_error(base("policies:\n  - {dir: out, acton: bypass}\n"), errc::config_unknown_key, 6,
+                 "policies[0].acton", "expected one of: dir, src, dst");
+    expect_error("ports:\n  - {port: 0, side: clear}\n  - port: 1\n    side: protected\n    speed: 10G\n",
+                 errc::config_unknown_key, 5, "ports[1].speed", "expected one of: port, side, mtu");
+    expect_error(base(std::string("sas:\n  - name: a\n    dir: out\n    spi: 0x1001\n    aead: aes-128-gcm\n"
+                                  "    key: \"") + key128 + "\"\n    lifetime: 3600\n"),
+                 errc::config_unknown_key, 11, "sas[0].lifetime", "replay_window");
+    expect_error(base("? [a, b]\n: 1\n"), errc::config_unknown_key, 5, "(top)", "plain names");
 }
 
 TEST(config, bad_values_name_their_key)
 {
     expect_error("ports:\n  - {port: zero, side: clear}\n  - {port: 1, side: protected}\n", errc::config_bad_value, 2,
-                 "ports[0].port", "integer");
+                 "ports[0].port", "expected an integer, got 'zero'");
+    expect_error("ports:\n  - {port: 1024, side: clear}\n  - {port: 1, side: protected}\n", errc::config_bad_value, 2,
+                 "ports[0].port", "0..1023");
     expect_error("ports:\n  - {port: 0, side: clear}\n  - {port: 1, side: dirty}\n", errc::config_bad_value, 3,
                  "ports[1].side", "clear");
-    expect_error(base("policies:\n  - {dir: out, dst: 239.0.0.1/8, action: bypass}\n"), errc::config_bad_value, 6,
-                 "policies[0].dst", "host bits");
-    expect_error(base("policies:\n  - {dir: out, dst: 239.0.0.300, action: bypass}\n"), errc::config_bad_value, 6,
-                 "policies[0].dst");
-    expect_error(base("policies:\n  - {dir: out, src: 10.0.0.0/8, dst: 'ff00::/8', action: bypass}\n"),
-                 errc::config_bad_value, 6, "policies[0].dst", "mix");
-    expect_error(base("policies:\n  - {dir: out, dport: 80, action: bypass}\n"), errc::config_bad_value, 6,
-                 "policies[0].dport", "proto");
-    expect_error(base("policies:\n  - {dir: out, proto: udp, dport: 90-80, action: bypass}\n"), errc::config_bad_value,
-                 6, "policies[0].dport");
-    expect_error(base("policies:\n  - {dir: out, vlan: 5000, action: bypass}\n"), errc::config_bad_value, 6,
-                 "policies[0].vlan");
+    expect_error("ports:\n  - {port: 0, side: clear, mtu: 575}\n  - {port: 1, side: protected}\n",
+                 errc::config_bad_value, 2, "ports[0].mtu", "576..9000");
+    expect_error("ports:\n  - {port: 0, side: clear, mtu: 9001}\n  - {port: 1, side: protected}\n",
+                 errc::config_bad_value, 2, "ports[0].mtu", "576..9000");
+    expect_error("ports:\n  - {port: 0, side: clear, mtu: [1500]}\n  - {port: 1, side: protected}\n",
+                 errc::config_bad_value, 2, "ports[0].mtu", "scalar");
+    // An empty value is reported on its key's line, not on the next token's.
+    expect_error("ports:\n  - port: 0\n    side:\n  - {port: 1, side: protected}\n", errc::config_bad_value, 3,
+                 "ports[0].side", "empty");
+    expect_error("ports:\n  - {port: 0, side: clear}\n  - {port: 1, side: protected}\nstate_dir: ''\n",
+                 errc::config_bad_value, 4, "state_dir", "path");
     expect_error(base("policies:\n  - {dir: sideways, action: bypass}\n"), errc::config_bad_value, 6,
-                 "policies[0].dir");
+                 "policies[0].dir", "out, in");
+    expect_error(base("policies:\n  - {dir: out, action: allow}\n"), errc::config_bad_value, 6,
+                 "policies[0].action", "protect, bypass, discard");
 }
 
-TEST(config, sa_errors_never_echo_the_key)
+TEST(config, bad_prefixes_and_families)
+{
+    expect_error(base("policies:\n  - {dir: out, dst: 239.0.0.1/8, action: bypass}\n"), errc::config_bad_value, 6,
+                 "policies[0].dst", "host bits");
+    expect_error(base("policies:\n  - {dir: out, src: '2001:db8::1/32', action: bypass}\n"), errc::config_bad_value,
+                 6, "policies[0].src", "host bits");
+    expect_error(base("policies:\n  - {dir: out, dst: 239.0.0.300, action: bypass}\n"), errc::config_bad_value, 6,
+                 "policies[0].dst", "not an address");
+    expect_error(base("policies:\n  - {dir: out, dst: 239.0.0.0/40, action: bypass}\n"), errc::config_bad_value, 6,
+                 "policies[0].dst", "0..32");
+    expect_error(base("policies:\n  - {dir: out, src: 10.0.0.0/8, dst: 'ff00::/8', action: bypass}\n"),
+                 errc::config_bad_value, 6, "policies[0].dst", "mix");
+    expect_error(base(std::string("sas:\n  - name: a\n    dir: in\n    spi: 0x1001\n    aead: aes-128-gcm\n"
+                                  "    key: \"") + key128 + "\"\n    dst: 'ff3e::/16'\n    src: 10.1.0.0/16\n"),
+                 errc::config_bad_value, 12, "sas[0].src", "mix");
+    // `any` mixes with either family.
+    const policy_cfg p = one_policy("dir: out, src: any, dst: 'ff3e::/16', action: bypass");
+    EXPECT_TRUE(p.applies_to(ip_family::v6));
+    EXPECT_FALSE(p.applies_to(ip_family::v4));
+}
+
+TEST(config, port_ranges_need_a_port_protocol)
+{
+    expect_error(base("policies:\n  - {dir: out, sport: 80, action: bypass}\n"), errc::config_bad_value, 6,
+                 "policies[0].sport", "proto");
+    expect_error(base("policies:\n  - {dir: out, dport: 80, action: bypass}\n"), errc::config_bad_value, 6,
+                 "policies[0].dport", "proto");
+    expect_error(base("policies:\n  - {dir: out, proto: icmp, sport: 8, action: bypass}\n"), errc::config_bad_value,
+                 6, "policies[0].sport", "udp, tcp or sctp");
+    expect_error(base("policies:\n  - {dir: out, proto: any, dport: 8, action: bypass}\n"), errc::config_bad_value,
+                 6, "policies[0].dport", "proto");
+    expect_error(base("policies:\n  - {dir: out, proto: udp, dport: 90-80, action: bypass}\n"),
+                 errc::config_bad_value, 6, "policies[0].dport", "ends before it starts");
+    expect_error(base("policies:\n  - {dir: out, proto: udp, dport: 65536, action: bypass}\n"),
+                 errc::config_bad_value, 6, "policies[0].dport", "65535");
+    expect_error(base("policies:\n  - {dir: out, proto: udp, sport: http, action: bypass}\n"),
+                 errc::config_bad_value, 6, "policies[0].sport", "got 'http'");
+}
+
+TEST(config, sa_values_and_keys)
 {
     const std::string sa = "sas:\n  - name: a\n    dir: out\n    spi: 0x1001\n    aead: aes-128-gcm\n";
-    const std::string short_key = "0xfeffe9928665731c6d6a8f9467308308cafeba";
-    auto r = load_string(base(sa + "    key: \"" + short_key + "\"\n"), "c.yaml");
-    ASSERT_FALSE(r.ok());
-    EXPECT_NE(r.err().detail.find("c.yaml:10: sas[0].key: expected 20 bytes"), std::string::npos) << r.err().detail;
-    EXPECT_EQ(r.err().detail.find("feffe9"), std::string::npos) << "key material leaked into the message";
+    // Lines: sas 5, name 6, dir 7, spi 8, aead 9, key 10.
+    const std::string short_key = "0xfeffe9928665731c6d6a8f9467308308cafeba"; // 19 bytes
+    expect_error(base(sa + "    key: \"" + short_key + "\"\n"), errc::config_bad_value, 10, "sas[0].key",
+                 "expected 20 bytes (16-byte key + 4-byte salt) for aes-128-gcm, got 19");
+    expect_error(base(sa + "    key: \"" + key128 + "00\"\n"), errc::config_bad_value, 10, "sas[0].key", "got 21");
+    expect_error(base("sas:\n  - name: a\n    dir: out\n    spi: 0x1001\n    aead: aes-256-gcm\n    key: \"" +
+                      std::string(key128) + "\"\n"),
+                 errc::config_bad_value, 10, "sas[0].key", "expected 36 bytes (32-byte key + 4-byte salt)");
     expect_error(base(sa + "    key: \"0xzz\"\n"), errc::config_bad_value, 10, "sas[0].key", "hex");
-    expect_error(base("sas:\n  - name: a\n    dir: out\n    spi: 5\n    aead: aes-128-gcm\n    key: x\n"),
-                 errc::config_bad_value, 8, "sas[0].spi", "256");
-    expect_error(base("sas:\n  - name: a\n    dir: out\n    aead: aes-128-gcm\n    key: x\n"),
-                 errc::config_missing_key, 6, "sas[0]", "spi");
+    expect_error(base(sa + "    key: \"0xfeffe9928665731c6d6a8f94673083zzcafebabe\"\n"), errc::config_bad_value, 10,
+                 "sas[0].key", "position 32");
+    expect_error(base(sa + "    key: \"0xfeffe9928665731c6d6a8f9467308308cafebab\"\n"), errc::config_bad_value, 10,
+                 "sas[0].key", "even number");
+    expect_error(base(sa + "    key: \"feffe9928665731c6d6a8f9467308308cafebabe\"\n"), errc::config_bad_value, 10,
+                 "sas[0].key", "0x");
     const std::string good = sa + "    key: \"" + key128 + "\"\n";
-    expect_error(base(good + "    replay_window: 64\n"), errc::config_bad_value, 11, "sas[0].replay_window");
+    expect_error(base(good + "    replay_window: 64\n"), errc::config_bad_value, 11, "sas[0].replay_window",
+                 "dir: in");
+    const std::string in_sa = std::string("sas:\n  - {name: a, dir: in, spi: 0x1001, aead: aes-128-gcm, key: \"") +
+                              key128 + "\", replay_window: 65537}\n";
+    expect_error(base(in_sa), errc::config_bad_value, 6, "sas[0].replay_window", "0..65536");
+    expect_error(base("sas:\n  - {name: 'a b', dir: out, spi: 0x1001, aead: aes-128-gcm, key: x}\n"),
+                 errc::config_bad_value, 6, "sas[0].name", "[A-Za-z0-9_.-]");
+    expect_error(base("sas:\n  - {name: " + std::string(33, 'n') +
+                      ", dir: out, spi: 0x1001, aead: aes-128-gcm, key: x}\n"),
+                 errc::config_bad_value, 6, "sas[0].name", "1..32");
+    expect_error(base("sas:\n  - {name: a, dir: out, spi: 0x1001, aead: chacha20-poly1305, key: x}\n"),
+                 errc::config_bad_value, 6, "sas[0].aead", "aes-128-gcm, aes-256-gcm");
+    expect_error(base("sas:\n  - name: a\n    dir: out\n    aead: aes-128-gcm\n    key: x\n"),
+                 errc::config_missing_key, 6, "sas[0]", "missing key 'spi'");
+}
+
+TEST(config, spi_range)
+{
+    const std::string tail = ", aead: aes-128-gcm, key: \"" + std::string(key128) + "\"}\n";
+    expect_error(base("sas:\n  - {name: a, dir: out, spi: 255" + tail), errc::config_bad_value, 6, "sas[0].spi",
+                 "256..4294967295");
+    expect_error(base("sas:\n  - {name: a, dir: out, spi: 0" + tail), errc::config_bad_value, 6, "sas[0].spi", "256");
+    expect_error(base("sas:\n  - {name: a, dir: out, spi: 0x100000000" + tail), errc::config_bad_value, 6,
+                 "sas[0].spi", "256");
+    expect_error(base("sas:\n  - {name: a, dir: out, spi: -1" + tail), errc::config_bad_value, 6, "sas[0].spi",
+                 "integer");
+    expect_error(base("sas:\n  - {name: a, dir: out, spi: '4097a'" + tail), errc::config_bad_value, 6, "sas[0].spi",
+                 "integer");
+    EXPECT_EQ(load_ok(base("sas:\n  - {name: a, dir: out, spi: 256" + tail)).sas.at(0).spi, 256u);
+    EXPECT_EQ(load_ok(base("sas:\n  - {name: a, dir: out, spi: 0xffffffff" + tail)).sas.at(0).spi, 0xffffffffu);
 }
 
 TEST(config, references_and_duplicates)
 {
-    const std::string sa = std::string("sas:\n  - {name: a, dir: out, spi: 0x1001, aead: aes-128-gcm, key: \"") +
-                           key128 + "\"}\n";
+    const std::string sa = one_sa("out");
     expect_error(base(sa + "policies:\n  - {dir: out, action: protect, sa: b}\n"), errc::config_reference, 8,
                  "policies[0].sa", "no SA named 'b'");
+    expect_error(base("policies:\n  - {dir: out, action: protect, sa: a}\n"), errc::config_reference, 6,
+                 "policies[0].sa", "no SA named 'a'");
     expect_error(base(sa + "policies:\n  - {dir: in, action: protect, sa: a}\n"), errc::config_reference, 8,
                  "policies[0].sa", "dir: out");
+    expect_error(base(one_sa("in") + "policies:\n  - {dir: out, action: bypass}\n"
+                                     "  - {dir: out, action: protect, sa: a}\n"),
+                 errc::config_reference, 9, "policies[1].sa", "dir: in");
     expect_error(base(sa + "policies:\n  - {dir: out, action: protect}\n"), errc::config_missing_key, 8,
-                 "policies[0]", "sa");
+                 "policies[0]", "missing key 'sa'");
     expect_error(base(sa + "policies:\n  - {dir: out, action: bypass, sa: a}\n"), errc::config_bad_value, 8,
-                 "policies[0].sa");
+                 "policies[0].sa", "only protect");
+    expect_error(base(sa + "policies:\n  - {dir: out}\n"), errc::config_missing_key, 8, "policies[0]",
+                 "missing key 'action'");
     expect_error(base(sa + "  - {name: a, dir: in, spi: 0x1002, aead: aes-128-gcm, key: \"" + key128 + "\"}\n"),
                  errc::config_duplicate, 7, "sas[1].name", "twice");
     expect_error("ports:\n  - {port: 0, side: clear}\n  - {port: 0, side: protected}\n", errc::config_duplicate, 3,
                  "ports[1].port", "twice");
+    expect_error(base("policies:\n  - {dir: out, action: bypass, dst: 10.0.0.0/8, dst: 10.1.0.0/16}\n"),
+                 errc::config_duplicate, 6, "policies[0].dst", "twice");
+    // The policy's SA may be declared after the policies section in the file.
+    const gateway_cfg c = load_ok(base("policies:\n  - {dir: out, action: protect, sa: a}\n" + sa));
+    ASSERT_EQ(c.policies.size(), 1u);
+    EXPECT_EQ(c.policies[0].sa, "a");
+}
+
+TEST(config, secret_bytes_assignment_keeps_the_value)
+{
+    secret_bytes a(std::vector<uint8_t>{1, 2, 3});
+    secret_bytes b(std::vector<uint8_t>{9, 9, 9, 9, 9});
+    b = a;
+    EXPECT_EQ(b.bytes(), (std::vector<uint8_t>{1, 2, 3}));
+    EXPECT_EQ(a.bytes(), (std::vector<uint8_t>{1, 2, 3}));
+    secret_bytes c(std::vector<uint8_t>{7});
+    c = std::move(a);
+    EXPECT_EQ(c.bytes(), (std::vector<uint8_t>{1, 2, 3}));
+    c = c; // self-assignment keeps the value
+    EXPECT_EQ(c.size(), 3u);
+}
+
+TEST(config, load_file_reads_and_names_the_file)
+{
+    char path[] = "/tmp/msecgw_config_test_XXXXXX";
+    const int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    close(fd);
+    {
+        std::ofstream f(path);
+        f << base("policies:\n  - {dir: out, action: bypass}\n");
+    }
+    auto ok = load_file(path);
+    ASSERT_TRUE(ok.ok()) << ok.err().detail;
+    EXPECT_EQ(ok->file, path);
+    EXPECT_EQ(ok->policies.at(0).line, 6);
+    {
+        std::ofstream f(path, std::ios::trunc);
+        f << base("policies:\n  - {dir: out, action: bypass, sa: x}\n");
+    }
+    auto bad = load_file(path);
+    std::remove(path);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.err().code, errc::config_bad_value);
+    EXPECT_EQ(bad.err().detail.rfind(std::string(path) + ":6: policies[0].sa: ", 0), 0u) << bad.err().detail;
 }
 
 TEST(config, missing_file_is_an_io_error_naming_it)
@@ -180,7 +529,12 @@ TEST(config, missing_file_is_an_io_error_naming_it)
     auto r = load_file("/nonexistent/msecgw.yaml");
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.err().code, errc::io);
-    EXPECT_NE(r.err().detail.find("/nonexistent/msecgw.yaml"), std::string::npos);
+    EXPECT_EQ(r.err().detail.rfind("/nonexistent/msecgw.yaml:", 0), 0u) << r.err().detail;
+    EXPECT_NE(r.err().detail.find("No such file"), std::string::npos) << r.err().detail;
+    auto dir = load_file("/tmp");
+    ASSERT_FALSE(dir.ok());
+    EXPECT_EQ(dir.err().code, errc::io);
+    EXPECT_NE(dir.err().detail.find("directory"), std::string::npos) << dir.err().detail;
 }
 
 TEST(config, clear_and_protected_ports_pair_one_to_one)

@@ -1,0 +1,237 @@
+#include "sa_manager.hh"
+
+#include <openssl/crypto.h>
+#include <rte_log.h>
+#include <rte_malloc.h>
+#include <rte_rcu_qsbr.h>
+
+#include <cstdio>
+
+namespace msecgw::control {
+
+namespace {
+
+bool same_sa(const config::sa_cfg& a, const config::sa_cfg& b)
+{
+    const auto& ka = a.key.bytes();
+    const auto& kb = b.key.bytes();
+    return a.spi == b.spi && a.dir == b.dir && a.aead == b.aead && a.replay_window == b.replay_window &&
+           a.dst == b.dst && a.src == b.src && ka.size() == kb.size() &&
+           CRYPTO_memcmp(ka.data(), kb.data(), ka.size()) == 0;
+}
+
+std::string store_id(const config::sa_cfg& c)
+{
+    char spi[16];
+    std::snprintf(spi, sizeof spi, "%08x", c.spi);
+    return "spi-" + std::string(spi) + "-" + c.name;
+}
+
+result<std::vector<uint32_t>> rule_sas(const policy::table& t, const std::map<std::string, uint32_t>& index)
+{
+    std::vector<uint32_t> out(t.size() + 1, dataplane::no_sa);
+    for (policy::rule_id id = 1; id <= t.size(); ++id) {
+        const auto& r = t.rule(id);
+        if (r.action == config::policy_action::protect) {
+            out[id] = index.at(r.sa);
+        }
+    }
+    return out;
+}
+
+} // namespace
+
+result<std::unique_ptr<sa_manager>> sa_manager::create(std::string state_dir, uint16_t workers, uint64_t block)
+{
+    std::unique_ptr<sa_manager> m(new sa_manager());
+    m->_state_dir = std::move(state_dir);
+    m->_workers = std::min<uint16_t>(std::max<uint16_t>(workers, 1), sa::max_workers);
+    m->_block = block;
+    auto e = crypto::engine::create();
+    if (!e) {
+        return e.err();
+    }
+    m->_engine = std::make_unique<crypto::engine>(std::move(e.value()));
+    const size_t sz = rte_rcu_qsbr_get_memsize(m->_workers);
+    m->_qsbr = static_cast<rte_rcu_qsbr*>(rte_zmalloc("msecgw_qsbr", sz, RTE_CACHE_LINE_SIZE));
+    if (m->_qsbr == nullptr || rte_rcu_qsbr_init(m->_qsbr, m->_workers) != 0) {
+        return error{errc::dpdk, "cannot set up RCU (QSBR) for " + std::to_string(m->_workers) + " workers"};
+    }
+    for (uint16_t w = 0; w < m->_workers; ++w) {
+        rte_rcu_qsbr_thread_register(m->_qsbr, w);
+    }
+    return m;
+}
+
+sa_manager::~sa_manager()
+{
+    _state.store(nullptr);
+    _current.reset();
+    rte_free(_qsbr);
+}
+
+result<void> sa_manager::fill_lane(out_entry& e, uint16_t lane, bool current)
+{
+    auto blk = e.store->reserve(lane, _block);
+    if (!blk) {
+        return blk.err();
+    }
+    sa::out_lane& l = e.sa->lanes[lane];
+    if (current) {
+        l.ctr = blk->start;
+        l.end = blk->start + blk->count;
+    } else {
+        l.next_start.store(blk->start, std::memory_order_relaxed);
+        l.next_end.store(blk->start + blk->count, std::memory_order_release);
+    }
+    return {};
+}
+
+result<std::shared_ptr<sa::out_sa>> sa_manager::out_sa_for(const config::sa_cfg& c,
+                                                           std::map<std::string, out_entry>& next)
+{
+    if (auto it = _out.find(c.name); it != _out.end() && same_sa(it->second.cfg, c)) {
+        auto sa = it->second.sa;
+        next[c.name] = std::move(it->second);
+        _out.erase(it);
+        return sa;
+    }
+    auto sa = sa::make_out_sa(c, *_engine, _next_uid++);
+    if (!sa) {
+        return sa.err();
+    }
+    auto st = store::iv_store::open(_state_dir, store_id(c), sa::max_workers, (*sa)->counter_limit());
+    if (!st) {
+        return error{st.err().code, "SA " + c.name + ": IV counter store: " + st.err().detail};
+    }
+    out_entry e{*sa, std::make_unique<store::iv_store>(std::move(st.value())), c};
+    for (uint16_t lane = 0; lane < _workers; ++lane) {
+        for (bool current : {true, false}) {
+            if (auto r = fill_lane(e, lane, current); !r) {
+                return error{r.err().code, "SA " + c.name + ": " + r.err().detail};
+            }
+        }
+    }
+    next[c.name] = std::move(e);
+    return sa.value();
+}
+
+result<std::shared_ptr<sa::in_sa>> sa_manager::in_sa_for(const config::sa_cfg& c, std::map<std::string, in_entry>& next)
+{
+    if (auto it = _in.find(c.name); it != _in.end() && same_sa(it->second.cfg, c)) {
+        auto sa = it->second.sa;
+        next[c.name] = std::move(it->second);
+        _in.erase(it);
+        return sa;
+    }
+    auto sa = sa::make_in_sa(c, *_engine, _next_uid++);
+    if (!sa) {
+        return sa.err();
+    }
+    next[c.name] = in_entry{*sa, c};
+    return sa.value();
+}
+
+result<void> sa_manager::apply(const config::gateway_cfg& cfg)
+{
+    auto st = std::make_unique<dataplane::dp_state>();
+    const int socket = static_cast<int>(rte_socket_id());
+    static uint32_t generation = 0;
+    const std::string gen = std::to_string(generation++);
+    auto out = policy::table::build(cfg.policies, config::direction::out, "out" + gen, socket);
+    auto in = policy::table::build(cfg.policies, config::direction::in, "in" + gen, socket);
+    if (!out || !in) {
+        return out ? in.err() : out.err();
+    }
+    st->out_policies = std::move(out.value());
+    st->in_policies = std::move(in.value());
+    std::map<std::string, out_entry> next_out;
+    std::map<std::string, in_entry> next_in;
+    std::map<std::string, uint32_t> out_index, in_index;
+    std::vector<sa::sad_entry> sad;
+    for (const auto& c : cfg.sas) {
+        if (c.dir == config::direction::out) {
+            auto sa = out_sa_for(c, next_out);
+            if (!sa) {
+                for (auto& [n, e] : next_out) { _out.emplace(n, std::move(e)); }
+                return sa.err();
+            }
+            out_index[c.name] = static_cast<uint32_t>(st->out_sas.size());
+            st->out_sas.push_back(*sa);
+        } else {
+            auto sa = in_sa_for(c, next_in);
+            if (!sa) {
+                for (auto& [n, e] : next_in) { _in.emplace(n, std::move(e)); }
+                return sa.err();
+            }
+            in_index[c.name] = static_cast<uint32_t>(st->in_sas.size());
+            sad.push_back({c.spi, (*sa)->dst, (*sa)->src, in_index[c.name]});
+            st->in_sas.push_back(*sa);
+        }
+    }
+    st->out_rule_sa = rule_sas(*st->out_policies, out_index).value();
+    st->in_rule_sa = rule_sas(*st->in_policies, in_index).value();
+    st->sad = sa::sad(std::move(sad));
+    _out = std::move(next_out); // SAs left out of the new config are retired with the old snapshot
+    _in = std::move(next_in);
+    publish(std::move(st));
+    return {};
+}
+
+void sa_manager::publish(std::unique_ptr<dataplane::dp_state> next)
+{
+    _state.store(next.get(), std::memory_order_release);
+    std::unique_ptr<dataplane::dp_state> old = std::move(_current);
+    _current = std::move(next);
+    if (old) {
+        rte_rcu_qsbr_synchronize(_qsbr, RTE_QSBR_THRID_INVALID); // every worker is past the old one
+    }
+}
+
+void sa_manager::tick()
+{
+    for (auto& [name, e] : _out) {
+        for (uint16_t lane = 0; lane < _workers; ++lane) {
+            sa::out_lane& l = e.sa->lanes[lane];
+            if (l.next_end.load(std::memory_order_acquire) != 0 || l.exhausted.load(std::memory_order_relaxed)) {
+                continue;
+            }
+            if (auto r = fill_lane(e, lane, false); !r) {
+                if (e.store->remaining(lane) == 0) {
+                    l.exhausted.store(1, std::memory_order_relaxed);
+                } else {
+                    e.sa->stopped.store(1, std::memory_order_relaxed);
+                    RTE_LOG(ERR, USER1, "msecgw: SA %s stopped: %s\n", name.c_str(), r.err().detail.c_str());
+                }
+            }
+        }
+    }
+}
+
+std::vector<std::string> sa_manager::keylog_lines(const config::gateway_cfg& cfg) const
+{
+    std::vector<std::string> lines;
+    for (const auto& c : cfg.sas) {
+        std::string hex;
+        char b[3];
+        for (uint8_t v : c.key.bytes()) {
+            std::snprintf(b, sizeof b, "%02x", v);
+            hex += b;
+        }
+        char spi[16];
+        std::snprintf(spi, sizeof spi, "0x%08x", c.spi);
+        const bool v6 = (c.dst && c.dst->family == config::ip_family::v6) || (c.src && c.src->family == config::ip_family::v6);
+        const bool v4 = (c.dst && c.dst->family == config::ip_family::v4) || (c.src && c.src->family == config::ip_family::v4);
+        for (const char* proto : {"IPv4", "IPv6"}) {
+            if ((v6 && proto[3] == '4') || (v4 && proto[3] == '6')) {
+                continue; // selectors pin the family
+            }
+            lines.push_back(std::string("\"") + proto + "\",\"*\",\"*\",\"" + spi +
+                            "\",\"AES-GCM with 16 octet ICV [RFC4106]\",\"0x" + hex + "\",\"NULL\",\"\"");
+        }
+        OPENSSL_cleanse(hex.data(), hex.size());
+    }
+    return lines;
+}
+
+} // namespace msecgw::control

@@ -1,0 +1,88 @@
+#pragma once
+/// Internal to lib/crypto: the only place that includes intel-ipsec-mb.h. Every IMB_* macro we
+/// use is wrapped here once as an inline function (STYLE.md: no function-like macros elsewhere).
+
+#include "crypto/crypto.hh"
+
+#include <cstdint>
+
+// Keep the library's pre-0.55 compatibility macros (GCM, DES, CBC, ...) out of our code.
+#define NO_COMPAT_IMB_API_053
+#include <intel-ipsec-mb.h>
+
+namespace msecgw::crypto {
+
+// intel-ipsec-mb.h adds aligned(64) to gcm_key_data only `#ifdef LINUX`, which applications
+// do not define, so here its alignment is 1 and its size 1008: our storage supplies the 64.
+static_assert(sizeof(gcm_key_data) <= gcm_expanded_len);
+static_assert(alignof(gcm_key) >= 64 && alignof(gcm_key_data) <= 64);
+static_assert(gcm_salt_len + gcm_iv_len == IMB_GCM_IV_DATA_LEN);
+static_assert(max_burst <= IMB_MAX_BURST_SIZE);
+
+/// Grants lib/crypto code access to the engine's manager without a public accessor.
+struct engine_access {
+    static IMB_MGR* mgr(const engine& e) { return e._mgr; }
+    static engine make(IMB_MGR* m, cpu_arch a) { return engine(m, a); }
+};
+
+inline gcm_key_data* key_data(gcm_key& k)
+{
+    return reinterpret_cast<gcm_key_data*>(k.expanded.data());
+}
+
+inline const gcm_key_data* key_data(const gcm_key& k)
+{
+    return reinterpret_cast<const gcm_key_data*>(k.expanded.data());
+}
+
+namespace imb {
+
+/// Release builds (NDEBUG) skip ipsec-mb's per-job argument checks: seal/open validate every
+/// field the checks look at before a job is built (STYLE.md "_NOCHECK only behind validation").
+#ifdef NDEBUG
+inline constexpr bool checked_submit = false;
+#else
+inline constexpr bool checked_submit = true;
+#endif
+
+inline void aes128_gcm_pre(IMB_MGR* m, const uint8_t* key, gcm_key_data* out)
+{
+    IMB_AES128_GCM_PRE(m, key, out);
+}
+
+inline void aes256_gcm_pre(IMB_MGR* m, const uint8_t* key, gcm_key_data* out)
+{
+    IMB_AES256_GCM_PRE(m, key, out);
+}
+
+/// Up to n free job slots, in queue order; fewer if the queue is short of space.
+inline uint32_t get_next_burst(IMB_MGR* m, uint32_t n, IMB_JOB** jobs)
+{
+    return IMB_GET_NEXT_BURST(m, n, jobs);
+}
+
+/// Submits jobs[0..n) (exactly the slots get_next_burst returned, in order). Returns how many
+/// completed, their pointers in jobs[0..). 0 with last_error() != 0: nothing was queued and
+/// jobs[0] points at the job that failed validation.
+inline uint32_t submit_burst(IMB_MGR* m, uint32_t n, IMB_JOB** jobs)
+{
+    if constexpr (checked_submit) {
+        return IMB_SUBMIT_BURST(m, n, jobs);
+    } else {
+        return IMB_SUBMIT_BURST_NOCHECK(m, n, jobs);
+    }
+}
+
+/// Completes up to max outstanding jobs; returns them in jobs[0..).
+inline uint32_t flush_burst(IMB_MGR* m, uint32_t max, IMB_JOB** jobs)
+{
+    return IMB_FLUSH_BURST(m, max, jobs);
+}
+
+inline int last_error(IMB_MGR* m)
+{
+    return imb_get_errno(m);
+}
+
+} // namespace imb
+} // namespace msecgw::crypto

@@ -1,0 +1,50 @@
+#pragma once
+// Internal: stages shared by both directions, and the drop list every stage feeds.
+
+#include <rte_mbuf.h>
+
+#include "worker.hh"
+
+namespace msecgw::dataplane::detail {
+
+/// Packets leaving the burst; counted when added, freed together at the end of the burst.
+class drop_list {
+public:
+    void add(rte_mbuf* m, drop_reason r, lcore_stats& st)
+    {
+        ++st.drops[static_cast<std::size_t>(r)];
+        _pkts[_n++] = m;
+    }
+    void free_all()
+    {
+        if (_n != 0) {
+            rte_pktmbuf_free_bulk(_pkts.data(), _n);
+            _n = 0;
+        }
+    }
+
+private:
+    std::array<rte_mbuf*, 2 * max_burst> _pkts;
+    uint16_t _n = 0;
+};
+
+/// rx accounting and header parsing into lc.scratch; malformed frames leave through `dl`.
+/// Returns the number of good packets, compacted to the front.
+uint16_t stage_parse(lcore_ctx& lc, const rx_binding& b, rte_mbuf** pkts, uint16_t n, drop_list& dl);
+
+/// Re-parses packet i (after its headers changed) into lc.scratch slot i; false if it is now
+/// malformed (reason in `why`).
+bool reparse(lcore_ctx& lc, const rx_binding& b, rte_mbuf* m, uint16_t i, drop_reason& why);
+
+/// Transmits the burst; what the queue does not take after bounded retries is `tx_full`.
+void stage_tx(lcore_ctx& lc, const rx_binding& b, rte_mbuf** pkts, uint16_t n, drop_list& dl);
+
+/// Outbound: classify, then BYPASS / PROTECT (ESP seal) / DISCARD. Returns packets to send.
+uint16_t outb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte_mbuf** pkts, uint16_t n,
+                      drop_list& dl);
+
+/// Inbound: ESP open (SAD, replay check, decrypt, strip), classify, policy check, replay update.
+uint16_t inb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte_mbuf** pkts, uint16_t n,
+                     drop_list& dl);
+
+} // namespace msecgw::dataplane::detail

@@ -1,0 +1,182 @@
+// Inbound stages: ESP prepare (SAD, replay check) -> open the whole burst -> finalize (trailer,
+// RFC 5374 address check, RFC 6040 ECN, strip) -> classify -> policy check + replay update.
+#include <rte_mbuf.h>
+
+#include <cstring>
+
+#include "burst.hh"
+#include "esp/esp.hh"
+
+namespace msecgw::dataplane::detail {
+
+namespace {
+
+constexpr uint8_t keep = 0xff; ///< verdict of a packet that stays in the burst
+
+const uint8_t* src_addr(const uint8_t* ip, uint8_t family) { return ip + (family == 4 ? 12 : 8); }
+const uint8_t* dst_addr(const uint8_t* ip, uint8_t family) { return ip + (family == 4 ? 16 : 24); }
+
+uint8_t outer_ecn(const uint8_t* ip, uint8_t family)
+{
+    return family == 4 ? (ip[1] & 3) : ((ip[1] >> 4) & 3);
+}
+
+/// Moves packet i's burst state to slot j (j <= i).
+void move_slot(burst_scratch& s, rte_mbuf** pkts, uint16_t i, uint16_t j)
+{
+    pkts[j] = pkts[i];
+    s.meta[j] = s.meta[i];
+    s.data[j] = s.data[i];
+    s.sa[j] = s.sa[i];
+    s.seq[j] = s.seq[i];
+    s.rkey[j] = s.rkey[i];
+}
+
+/// Drops every packet whose verdict is a reason; compacts the rest to the front.
+uint16_t compact(lcore_ctx& lc, rte_mbuf** pkts, uint16_t n, const uint8_t* verdict, drop_list& dl)
+{
+    uint16_t good = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+        if (verdict[i] != keep) {
+            dl.add(pkts[i], static_cast<drop_reason>(verdict[i]), lc.stats);
+            continue;
+        }
+        move_slot(lc.scratch, pkts, i, good++);
+    }
+    return good;
+}
+
+/// SAD lookup and replay pre-check for one ESP packet; queues its GCM op.
+uint8_t esp_prepare(lcore_ctx& lc, const dp_state& st, uint16_t i, uint16_t& nops)
+{
+    burst_scratch& s = lc.scratch;
+    const packet::pkt_meta& meta = s.meta[i];
+    uint8_t* ip = const_cast<uint8_t*>(s.data[i]) + meta.l3_off;
+    esp::inb_header h{};
+    if (meta.fragment || !esp::read_inb_header(ip, meta.l3_hdr_len, meta.ip_len, h)) {
+        return static_cast<uint8_t>(drop_reason::esp_malformed);
+    }
+    const uint32_t idx = st.sad.lookup(h.spi, meta.family, dst_addr(ip, meta.family), src_addr(ip, meta.family));
+    if (idx == sa::sad::not_found) {
+        return static_cast<uint8_t>(drop_reason::esp_no_sa);
+    }
+    const sa::in_sa& sa = *st.in_sas[idx];
+    s.rkey[i] = meta.family == 4 ? replay::replay_key::v4(sa.uid, src_addr(ip, 4))
+                                 : replay::replay_key::v6(sa.uid, src_addr(ip, 6));
+    if (sa.replay_window != 0) {
+        const replay::verdict v = lc.replay->check(s.rkey[i], h.seq);
+        if (v != replay::verdict::ok) {
+            return static_cast<uint8_t>(v == replay::verdict::replayed ? drop_reason::replay : drop_reason::replay_too_old);
+        }
+    }
+    s.sa[i] = idx;
+    s.seq[i] = h.seq;
+    uint8_t* esph = ip + h.esp_off;
+    uint8_t* payload = esph + esp::esp_hdr_len + esp::iv_len;
+    s.ops[nops] = crypto::gcm_op{&sa.key, payload, h.cipher_len, esph + esp::esp_hdr_len, esph, payload + h.cipher_len};
+    s.op_pkt[nops++] = i;
+    return keep;
+}
+
+/// After a verified open: trailer, address preservation, ECN, then strip to L2 + inner packet.
+uint8_t esp_finalize(lcore_ctx& lc, const rx_binding& b, const dp_state& st, rte_mbuf* m, uint16_t i,
+                     const crypto::gcm_op& op)
+{
+    burst_scratch& s = lc.scratch;
+    const packet::pkt_meta outer_meta = s.meta[i];
+    const uint16_t inner_len = esp::check_trailer(op.data, static_cast<uint16_t>(op.len));
+    if (inner_len == 0) {
+        return static_cast<uint8_t>(drop_reason::esp_bad_trailer);
+    }
+    uint8_t* front = rte_pktmbuf_mtod(m, uint8_t*);
+    const uint8_t* outer = front + outer_meta.l3_off;
+    if (!esp::addresses_preserved(outer, op.data, outer_meta.family)) {
+        return static_cast<uint8_t>(drop_reason::outer_inner_mismatch);
+    }
+    if (!esp::ecn_decapsulate(op.data, outer_meta.family, outer_ecn(outer, outer_meta.family))) {
+        return static_cast<uint8_t>(drop_reason::ecn_drop);
+    }
+    const auto cut = static_cast<uint16_t>(op.data - outer);
+    std::memmove(front + cut, front, outer_meta.l3_off);
+    rte_pktmbuf_adj(m, cut);
+    rte_pktmbuf_trim(m, static_cast<uint16_t>(m->data_len - (outer_meta.l3_off + inner_len)));
+    drop_reason why = drop_reason::ip_truncated;
+    if (!reparse(lc, b, m, i, why)) {
+        return static_cast<uint8_t>(why);
+    }
+    sa::in_lane& lane = st.in_sas[s.sa[i]]->lanes[lc.index];
+    ++lane.pkts;
+    lane.bytes += inner_len;
+    return keep;
+}
+
+/// Decides packet i after classification: clear packets by their policy, decrypted ones must
+/// match a PROTECT policy naming their SA, and only then move the replay window.
+uint8_t inb_decide(lcore_ctx& lc, const dp_state& st, const rx_binding& b, uint16_t i)
+{
+    burst_scratch& s = lc.scratch;
+    const policy::rule_id id = s.rule[i];
+    const auto action = id == policy::no_match ? config::policy_action::discard : st.in_policies->rule(id).action;
+    if (s.sa[i] == no_sa) {
+        if (action == config::policy_action::bypass) {
+            if (s.meta[i].ip_len > b.egress_mtu) {
+                return static_cast<uint8_t>(drop_reason::mtu_exceeded);
+            }
+            ++lc.stats.bypassed;
+            return keep;
+        }
+        const drop_reason r = id == policy::no_match                         ? drop_reason::policy_no_match
+                              : action == config::policy_action::discard      ? drop_reason::policy_discard
+                                                                              : drop_reason::clear_on_protected;
+        return static_cast<uint8_t>(r);
+    }
+    if (action != config::policy_action::protect || st.in_rule_sa[id] != s.sa[i]) {
+        return static_cast<uint8_t>(drop_reason::inner_policy_mismatch);
+    }
+    const sa::in_sa& sa = *st.in_sas[s.sa[i]];
+    if (sa.replay_window != 0) {
+        replay::replay_window* w = lc.replay->find_or_insert(s.rkey[i], sa.replay_window);
+        if (w == nullptr) {
+            return static_cast<uint8_t>(drop_reason::replay_table_full);
+        }
+        const replay::verdict v = w->update(s.seq[i]);
+        if (v != replay::verdict::ok) {
+            return static_cast<uint8_t>(v == replay::verdict::replayed ? drop_reason::replay : drop_reason::replay_too_old);
+        }
+    }
+    if (s.meta[i].ip_len > b.egress_mtu) {
+        return static_cast<uint8_t>(drop_reason::mtu_exceeded);
+    }
+    ++lc.stats.opened;
+    return keep;
+}
+
+} // namespace
+
+uint16_t inb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte_mbuf** pkts, uint16_t n,
+                     drop_list& dl)
+{
+    burst_scratch& s = lc.scratch;
+    std::array<uint8_t, max_burst> verdict;
+    uint16_t nops = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+        s.sa[i] = no_sa;
+        verdict[i] = s.meta[i].proto == packet::proto_esp ? esp_prepare(lc, st, i, nops) : keep;
+    }
+    if (nops != 0) {
+        crypto::open_burst(*lc.engine, {s.ops.data(), nops}, {s.ok.data(), nops});
+        for (uint16_t k = 0; k < nops; ++k) {
+            const uint16_t i = s.op_pkt[k];
+            verdict[i] = s.ok[k] ? esp_finalize(lc, b, st, pkts[i], i, s.ops[k])
+                                 : static_cast<uint8_t>(drop_reason::auth_failed);
+        }
+    }
+    n = compact(lc, pkts, n, verdict.data(), dl);
+    st.in_policies->classify(s.meta.data(), s.data.data(), n, s.rule.data());
+    for (uint16_t i = 0; i < n; ++i) {
+        verdict[i] = inb_decide(lc, st, b, i);
+    }
+    return compact(lc, pkts, n, verdict.data(), dl);
+}
+
+} // namespace msecgw::dataplane::detail

@@ -1,0 +1,149 @@
+// Outbound stages: classify -> (bypass | ESP encapsulate) -> seal the whole burst at once.
+#include <rte_mbuf.h>
+
+#include <cstring>
+
+#include "burst.hh"
+#include "esp/esp.hh"
+
+namespace msecgw::dataplane::detail {
+
+namespace {
+
+/// The next IV counter of this lcore's lane; false (with the reason) when none is reserved.
+bool next_counter(sa::out_sa& sa, uint16_t lane, uint64_t& ctr, drop_reason& why)
+{
+    sa::out_lane& l = sa.lanes[lane];
+    if (l.ctr == l.end) {
+        const uint64_t end = l.next_end.load(std::memory_order_acquire);
+        if (end == 0) {
+            why = l.exhausted.load(std::memory_order_relaxed) ? drop_reason::sa_exhausted
+                                                              : drop_reason::iv_block_pending;
+            return false;
+        }
+        l.ctr = l.next_start.load(std::memory_order_relaxed);
+        l.end = end;
+        l.next_end.store(0, std::memory_order_release); // the control core may refill now
+    }
+    ctr = l.ctr++;
+    return true;
+}
+
+/// Builds the ESP tunnel packet around packet i in place (RFC 5374 address preservation) and
+/// queues its GCM operation; the L2 header (with its VLAN tag) moves to the new front.
+bool esp_encap(lcore_ctx& lc, const rx_binding& b, sa::out_sa& sa, rte_mbuf* m, uint16_t i, uint16_t& nops,
+               drop_reason& why)
+{
+    burst_scratch& s = lc.scratch;
+    const packet::pkt_meta& meta = s.meta[i];
+    const esp::outb_layout lay = esp::layout_for(meta.family, meta.ip_len);
+    const uint32_t frame_len = uint32_t{meta.l3_off} + meta.ip_len;
+    if (lay.outer_total > b.egress_mtu) {
+        why = drop_reason::mtu_exceeded;
+        return false;
+    }
+    if (m->nb_segs != 1 || rte_pktmbuf_headroom(m) < lay.head_len ||
+        rte_pktmbuf_tailroom(m) + (m->data_len - frame_len) < lay.tail_len) {
+        why = drop_reason::no_room;
+        return false;
+    }
+    uint64_t ctr = 0;
+    if (!next_counter(sa, lc.index, ctr, why)) {
+        return false;
+    }
+    rte_pktmbuf_trim(m, static_cast<uint16_t>(m->data_len - frame_len)); // Ethernet padding
+    uint8_t* old_front = rte_pktmbuf_mtod(m, uint8_t*);
+    auto* front = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, lay.head_len));
+    std::memmove(front, old_front, meta.l3_off);
+    uint8_t* outer = front + meta.l3_off;
+    uint8_t* inner = outer + lay.head_len;
+    auto* tail = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, lay.tail_len));
+    if (meta.family == 4) {
+        esp::write_outer_v4(outer, inner, lay.outer_total, lc.ip_id++, b.tx_ipv4_cksum);
+    } else {
+        esp::write_outer_v6(outer, inner, lay.outer_total);
+    }
+    uint8_t* esph = outer + lay.outer_len;
+    esp::write_esp_header(esph, sa.spi, static_cast<uint32_t>(ctr + 1), sa.iv(lc.index, ctr));
+    esp::write_trailer(tail, lay.pad_len, meta.family == 4 ? esp::next_header_ipv4 : esp::next_header_ipv6);
+    s.ops[nops] = crypto::gcm_op{&sa.key, inner, lay.cipher_len, esph + esp::esp_hdr_len, esph,
+                                 tail + lay.pad_len + 2};
+    s.op_pkt[nops++] = i;
+    if (b.tx_ipv4_cksum && meta.family == 4) {
+        m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
+        m->l2_len = meta.l3_off;
+        m->l3_len = esp::ipv4_hdr_len;
+    }
+    sa::out_lane& lane = sa.lanes[lc.index];
+    ++lane.pkts;
+    lane.bytes += meta.ip_len;
+    return true;
+}
+
+/// Seals every queued op in one ipsec-mb burst; packets whose op failed are dropped.
+uint16_t stage_seal(lcore_ctx& lc, rte_mbuf** pkts, uint16_t n, uint16_t nops, drop_list& dl)
+{
+    burst_scratch& s = lc.scratch;
+    if (nops == 0) {
+        return n;
+    }
+    const uint32_t sealed = crypto::seal_burst(*lc.engine, {s.ops.data(), nops}, {s.ok.data(), nops});
+    lc.stats.sealed += sealed;
+    if (sealed == nops) {
+        return n;
+    }
+    std::array<uint8_t, max_burst> failed{};
+    for (uint16_t k = 0; k < nops; ++k) {
+        failed[s.op_pkt[k]] = s.ok[k] == 0;
+    }
+    uint16_t good = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+        if (failed[i]) {
+            dl.add(pkts[i], drop_reason::crypto_failed, lc.stats);
+        } else {
+            pkts[good++] = pkts[i];
+        }
+    }
+    return good;
+}
+
+} // namespace
+
+uint16_t outb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte_mbuf** pkts, uint16_t n,
+                      drop_list& dl)
+{
+    burst_scratch& s = lc.scratch;
+    st.out_policies->classify(s.meta.data(), s.data.data(), n, s.rule.data());
+    uint16_t good = 0, nops = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+        rte_mbuf* m = pkts[i];
+        const policy::rule_id id = s.rule[i];
+        drop_reason why = drop_reason::policy_no_match;
+        const auto action = id == policy::no_match ? config::policy_action::discard : st.out_policies->rule(id).action;
+        if (action == config::policy_action::bypass) {
+            if (s.meta[i].ip_len > b.egress_mtu) {
+                dl.add(m, drop_reason::mtu_exceeded, lc.stats);
+                continue;
+            }
+            ++lc.stats.bypassed;
+            s.meta[good] = s.meta[i];
+            pkts[good++] = m;
+            continue;
+        }
+        if (action == config::policy_action::protect) {
+            sa::out_sa& sa = *st.out_sas[st.out_rule_sa[id]];
+            why = drop_reason::sa_not_ready;
+            s.meta[good] = s.meta[i];
+            if (sa.stopped.load(std::memory_order_relaxed) == 0 && esp_encap(lc, b, sa, m, good, nops, why)) {
+                pkts[good++] = m;
+                continue;
+            }
+        } else if (id != policy::no_match) {
+            why = drop_reason::policy_discard;
+        }
+        dl.add(m, why, lc.stats);
+    }
+    return stage_seal(lc, pkts, good, nops, dl);
+}
+
+} // namespace msecgw::dataplane::detail
