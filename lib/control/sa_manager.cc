@@ -5,7 +5,9 @@
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <optional>
 
 namespace msecgw::control {
 
@@ -208,25 +210,75 @@ void sa_manager::tick()
     }
 }
 
+namespace {
+
+/// A selector in Wireshark's esp_sa address syntax: IPv4 octets or IPv6 16-bit groups, each
+/// either its value or `*`. A prefix that does not end on an octet (group) is widened to it.
+std::string wireshark_address(const std::optional<config::ip_prefix>& p)
+{
+    if (!p || p->is_any() || p->length == 0) {
+        return "*";
+    }
+    if (p->family == config::ip_family::v6) {
+        std::string out;
+        char group[8];
+        for (int g = 0; g < 8; ++g) {
+            std::snprintf(group, sizeof group, "%x", p->addr[2 * g] << 8 | p->addr[2 * g + 1]);
+            out += g ? ":" : "";
+            out += g < p->length / 16 ? group : "*";
+        }
+        return out;
+    }
+    std::string out;
+    for (int octet = 0; octet < 4; ++octet) {
+        out += octet ? "." : "";
+        out += octet < p->length / 8 ? std::to_string(p->addr[octet]) : "*";
+    }
+    return out;
+}
+
+/// Selectors pin the family; otherwise both.
+std::vector<const char*> families(const config::sa_cfg& c)
+{
+    for (const auto& p : {c.dst, c.src}) {
+        if (p && !p->is_any()) {
+            return {p->family == config::ip_family::v4 ? "IPv4" : "IPv6"};
+        }
+    }
+    return {"IPv4", "IPv6"};
+}
+
+int specificity(const config::sa_cfg& c)
+{
+    const int dst = c.dst && !c.dst->is_any() ? 1 : 0;
+    const int src = c.src && !c.src->is_any() ? 1 : 0;
+    return (dst + src) * 1000 + (dst ? c.dst->length : 0) + (src ? c.src->length : 0);
+}
+
+} // namespace
+
 std::vector<std::string> sa_manager::keylog_lines(const config::gateway_cfg& cfg) const
 {
-    std::vector<std::string> lines;
+    // Wireshark takes the first matching line: most specific SAs first, as the SAD does.
+    std::vector<const config::sa_cfg*> order;
     for (const auto& c : cfg.sas) {
+        order.push_back(&c);
+    }
+    std::stable_sort(order.begin(), order.end(),
+                     [](const auto* a, const auto* b) { return specificity(*a) > specificity(*b); });
+    std::vector<std::string> lines;
+    for (const config::sa_cfg* c : order) {
         std::string hex;
         char b[3];
-        for (uint8_t v : c.key.bytes()) {
+        for (uint8_t v : c->key.bytes()) {
             std::snprintf(b, sizeof b, "%02x", v);
             hex += b;
         }
         char spi[16];
-        std::snprintf(spi, sizeof spi, "0x%08x", c.spi);
-        const bool v6 = (c.dst && c.dst->family == config::ip_family::v6) || (c.src && c.src->family == config::ip_family::v6);
-        const bool v4 = (c.dst && c.dst->family == config::ip_family::v4) || (c.src && c.src->family == config::ip_family::v4);
-        for (const char* proto : {"IPv4", "IPv6"}) {
-            if ((v6 && proto[3] == '4') || (v4 && proto[3] == '6')) {
-                continue; // selectors pin the family
-            }
-            lines.push_back(std::string("\"") + proto + "\",\"*\",\"*\",\"" + spi +
+        std::snprintf(spi, sizeof spi, "0x%08x", c->spi);
+        for (const char* proto : families(*c)) {
+            lines.push_back(std::string("\"") + proto + "\",\"" + wireshark_address(c->src) + "\",\"" +
+                            wireshark_address(c->dst) + "\",\"" + spi +
                             "\",\"AES-GCM with 16 octet ICV [RFC4106]\",\"0x" + hex + "\",\"NULL\",\"\"");
         }
         OPENSSL_cleanse(hex.data(), hex.size());

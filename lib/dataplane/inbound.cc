@@ -172,7 +172,7 @@ uint16_t inb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte
         }
     }
     n = compact(lc, pkts, n, verdict.data(), dl);
-    st.in_policies->classify(s.meta.data(), s.data.data(), n, s.rule.data());
+    lc.flows.classify(*st.in_policies, s.meta.data(), s.data.data(), n, s.rule.data());
     for (uint16_t i = 0; i < n; ++i) {
         verdict[i] = inb_decide(lc, st, b, i);
     }

@@ -113,7 +113,7 @@ uint16_t outb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rt
                       drop_list& dl)
 {
     burst_scratch& s = lc.scratch;
-    st.out_policies->classify(s.meta.data(), s.data.data(), n, s.rule.data());
+    lc.flows.classify(*st.out_policies, s.meta.data(), s.data.data(), n, s.rule.data());
     uint16_t good = 0, nops = 0;
     for (uint16_t i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];

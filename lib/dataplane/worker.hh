@@ -13,6 +13,7 @@
 #include "dp_state.hh"
 #include "lcore_stats.hh"
 #include "packet/packet.hh"
+#include "policy/flow_cache.hh"
 #include "policy/policy.hh"
 #include "replay/replay.hh"
 
@@ -60,6 +61,7 @@ struct alignas(64) lcore_ctx {
     replay::replay_table* replay = nullptr; ///< this lcore's (SA, source) windows
     lcore_stats stats;
     burst_scratch scratch;
+    policy::flow_cache flows;          ///< classification results of recent flows
 };
 
 /// Processes one received burst of `n` packets from `b` under snapshot `st`; every packet ends up

@@ -141,19 +141,24 @@ bool addresses_preserved(const uint8_t* outer, const uint8_t* inner, uint8_t fam
 
 bool ecn_decapsulate(uint8_t* inner, uint8_t family, uint8_t outer_ecn)
 {
-    if ((outer_ecn & ecn_mask) != ecn_ce) {
-        return true; // RFC 6040: only CE is propagated; ECT(0)/ECT(1)/Not-ECT leave inner as is
+    // RFC 6040 §4.2 (Figure 4): Not-ECT inner stays Not-ECT unless the outer is CE (drop);
+    // ECT(0) inner takes an outer ECT(1) or CE; ECT(1) inner takes an outer CE; CE stays CE.
+    constexpr uint8_t not_ect = 0, ect1 = 1, ect0 = 2;
+    const uint8_t outer = outer_ecn & ecn_mask;
+    const uint8_t in = family == 4 ? (inner[1] & ecn_mask) : ((get16(inner) >> 4) & ecn_mask);
+    if (in == not_ect) {
+        return outer != ecn_ce;
     }
-    const uint8_t inner_ecn = family == 4 ? (inner[1] & ecn_mask) : ((get16(inner) >> 4) & ecn_mask);
-    if (inner_ecn == 0) {
-        return false; // Not-ECT inner cannot carry CE: drop
+    const bool raise = outer == ecn_ce || (in == ect0 && outer == ect1);
+    if (!raise || in == outer) {
+        return true;
     }
     if (family == 4) {
-        inner[1] |= ecn_ce;
+        inner[1] = static_cast<uint8_t>((inner[1] & ~ecn_mask) | outer);
         put16(inner + 10, 0);
         put16(inner + 10, packet::ipv4_header_checksum(inner, static_cast<uint32_t>((inner[0] & 0x0f) * 4)));
     } else {
-        inner[1] |= static_cast<uint8_t>(ecn_ce << 4);
+        inner[1] = static_cast<uint8_t>((inner[1] & ~(ecn_mask << 4)) | outer << 4);
     }
     return true;
 }

@@ -160,7 +160,10 @@ bool parse_ipv6(const uint8_t* f, uint32_t len, pkt_meta& m, drop_reason& why)
     }
     const uint32_t payload = rd16(ip + 4);
     const uint32_t ip_len = ipv6_hdr_len + payload;
-    if (payload == 0 || ip_len > room || ip_len > max_ip_len) {
+    // Payload length 0 is a jumbogram only behind a hop-by-hop header (RFC 2675; unsupported);
+    // otherwise it is a valid header-only packet (RFC 8200), e.g. next header 59.
+    const bool jumbogram = payload == 0 && ip[6] == 0;
+    if (jumbogram || ip_len > room || ip_len > max_ip_len) {
         return fail(why, drop_reason::ip_bad_length);
     }
     ext_walk w{ip[6], ipv6_hdr_len, false, false};

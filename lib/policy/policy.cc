@@ -4,6 +4,7 @@
 #include <rte_byteorder.h>
 
 #include <array>
+#include <atomic>
 #include <cstring>
 
 #include "acl_keys.hh"
@@ -122,8 +123,10 @@ result<std::unique_ptr<table>> table::build(const std::vector<config::policy_cfg
                                             config::direction dir, const std::string& tag,
                                             int socket_id)
 {
+    static std::atomic<uint64_t> next_id{1};
     std::unique_ptr<table> t(new table());
     t->_dir = dir;
+    t->_id = next_id++;
     for (const auto& p : policies) {
         if (p.dir == dir) {
             t->_rules.push_back(p);

@@ -42,12 +42,15 @@ public:
     /// The policy behind a rule id (id != no_match).
     const config::policy_cfg& rule(rule_id id) const { return _rules[id - 1]; }
     std::size_t size() const { return _rules.size(); }
+    /// Unique per table built in this process (never reused, unlike an address).
+    uint64_t id() const { return _id; }
 
 private:
     table() = default;
     result<void> build_family(config::ip_family fam, const std::string& name, int socket_id);
 
     config::direction _dir = config::direction::out;
+    uint64_t _id = 0;
     std::vector<config::policy_cfg> _rules; ///< this direction's rules; id = index + 1
     rte_acl_ctx* _v4 = nullptr;             ///< nullptr when no rule applies to IPv4
     rte_acl_ctx* _v6 = nullptr;

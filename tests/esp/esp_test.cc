@@ -146,4 +146,14 @@ TEST(esp, ecn_decapsulation_follows_rfc6040)
     auto v6 = ipv6_packet(60, 0x01);    // ECT(1)
     EXPECT_TRUE(esp::ecn_decapsulate(v6.data(), 6, 0x03));
     EXPECT_EQ((v6[0] << 8 | v6[1]) >> 4 & 3, 3);
+    auto e0 = ipv4_packet(60, 0x02);    // ECT(0) inner under ECT(1) outer becomes ECT(1)
+    EXPECT_TRUE(esp::ecn_decapsulate(e0.data(), 4, 0x01));
+    EXPECT_EQ(e0[1] & 3, 1);
+    EXPECT_EQ(packet::ipv4_header_checksum(e0.data(), 20), 0);
+    auto e1 = ipv4_packet(60, 0x01);    // ECT(1) inner under ECT(0) outer stays ECT(1)
+    EXPECT_TRUE(esp::ecn_decapsulate(e1.data(), 4, 0x02));
+    EXPECT_EQ(e1[1] & 3, 1);
+    auto v6e0 = ipv6_packet(60, 0x02);
+    EXPECT_TRUE(esp::ecn_decapsulate(v6e0.data(), 6, 0x01));
+    EXPECT_EQ((v6e0[0] << 8 | v6e0[1]) >> 4 & 3, 1);
 }

@@ -422,8 +422,17 @@ TEST(packet_parse, ipv6_payload_length_sweep_over_extension_chain)
 TEST(packet_parse, ipv6_bad_payload_length)
 {
     bytes f = ipv6_frame({});
-    put16(f, 18, 0); // jumbogram marker
-    EXPECT_TRUE(drops_with(f, drop_reason::ip_bad_length));
+    bytes jumbo = f;
+    put16(jumbo, 18, 0); // jumbogram marker behind a hop-by-hop header (RFC 2675): unsupported
+    jumbo[20] = 0;
+    EXPECT_TRUE(drops_with(jumbo, drop_reason::ip_bad_length));
+    bytes empty = f;
+    put16(empty, 18, 0); // header only, no next header (RFC 8200): valid
+    empty[20] = 59;
+    const outcome e = run(empty);
+    ASSERT_TRUE(e.ok) << verdict(e);
+    EXPECT_EQ(e.m.ip_len, 40);
+    EXPECT_EQ(e.m.proto, 59);
     put16(f, 18, 13); // one byte past the frame
     EXPECT_TRUE(drops_with(f, drop_reason::ip_bad_length));
     // 40 + 65535 does not fit ip_len even when the frame is long enough.

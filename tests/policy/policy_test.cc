@@ -6,6 +6,7 @@
 #include <cstring>
 #include <random>
 
+#include "policy/flow_cache.hh"
 #include "policy/policy.hh"
 
 using namespace msecgw;
@@ -237,4 +238,45 @@ TEST(policy, matches_reference_on_random_rules_and_packets)
         }
     }
     EXPECT_GT(matched, 1000); // the random space really exercises matches, not only misses
+}
+
+TEST(policy, flow_cache_answers_like_the_table_and_never_across_tables)
+{
+    std::vector<policy_cfg> rules(3);
+    rules[0].dst = prefix("239.1.0.0/16");
+    rules[0].proto = 17;
+    rules[0].dport = {5000, 5000};
+    rules[0].action = policy_action::discard;
+    rules[1].dst = prefix("239.0.0.0/8");
+    rules[1].action = policy_action::bypass;
+    rules[2].vlan = {7, 7};
+    rules[2].action = policy_action::bypass;
+    auto t1 = policy::table::build(rules, direction::out, "t_cache1", 0);
+    rules.erase(rules.begin()); // same shape, different first rule: ids shift
+    auto t2 = policy::table::build(rules, direction::out, "t_cache2", 0);
+    ASSERT_TRUE(t1.ok() && t2.ok());
+    EXPECT_NE((*t1)->id(), (*t2)->id());
+    auto cache = std::make_unique<policy::flow_cache>();
+    std::mt19937 rng(7);
+    for (int round = 0; round < 200; ++round) {
+        std::vector<test_pkt> pkts;
+        for (int i = 0; i < max_burst; ++i) {
+            std::array<uint8_t, 16> d = addr("239.1.0.1");
+            d[1] = static_cast<uint8_t>(rng() % 3);
+            pkts.push_back(make_pkt(ip_family::v4, addr("10.0.0.1"), d, 17, 1,
+                                    static_cast<uint16_t>(4999 + rng() % 3), rng() % 2 ? 7 : packet::vlan_none));
+        }
+        std::vector<packet::pkt_meta> metas;
+        std::vector<const uint8_t*> frames;
+        for (auto& p : pkts) {
+            metas.push_back(p.meta);
+            frames.push_back(p.frame.data());
+        }
+        const policy::table& t = round < 100 ? **t1 : **t2; // a new snapshot half way
+        std::vector<policy::rule_id> want(max_burst), got(max_burst);
+        t.classify(metas.data(), frames.data(), max_burst, want.data());
+        cache->classify(t, metas.data(), frames.data(), max_burst, got.data());
+        ASSERT_EQ(got, want) << "round " << round;
+    }
+    EXPECT_GT(cache->hits(), cache->misses()); // few flows: the cache answers most packets
 }
