@@ -7,7 +7,7 @@ packages=(
   build-essential pkg-config meson ninja-build
   libdpdk-dev dpdk dpdk-dev libipsec-mb-dev libssl-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libpcap-dev libnuma-dev
-  python3 python3-scapy python3-cryptography tshark
+  python3 python3-scapy python3-cryptography python3-numpy tshark
   iproute2 procps
 )
 

@@ -38,6 +38,7 @@ enum class drop_reason : uint8_t {
     replay_table_full,    ///< no room for another (SA, source) replay window on this lcore
     iv_block_pending,     ///< the lcore's IV counter block ran out before the next arrived
     sa_exhausted,         ///< the SA's counter space is used up: rekey
+    sa_expired,           ///< the SA passed a hard lifetime (packets, bytes or seconds)
     no_room,              ///< mbuf lacks head- or tailroom for the ESP encapsulation
     crypto_failed,        ///< the crypto engine rejected the operation
     count_
@@ -80,6 +81,7 @@ inline constexpr std::array<drop_info, drop_reason_count> drop_table{{
     {drop_reason::replay_table_full, "replay_table_full", "no room for another replay window"},
     {drop_reason::iv_block_pending, "iv_block_pending", "IV counter block not yet reserved"},
     {drop_reason::sa_exhausted, "sa_exhausted", "SA counter space used up"},
+    {drop_reason::sa_expired, "sa_expired", "SA passed a hard lifetime"},
     {drop_reason::no_room, "no_room", "mbuf lacks room for the ESP encapsulation"},
     {drop_reason::crypto_failed, "crypto_failed", "crypto engine rejected the operation"},
 }};

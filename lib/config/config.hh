@@ -72,6 +72,14 @@ private:
     std::vector<uint8_t> _bytes;
 };
 
+/// SA lifetime limits (RFC 4301 §4.4.2.1); 0 = no limit.
+struct sa_lifetime {
+    uint64_t packets = 0;
+    uint64_t bytes = 0;   ///< bytes of inner IP packets
+    uint64_t seconds = 0; ///< since the SA was installed
+    bool operator==(const sa_lifetime&) const = default;
+};
+
 struct sa_cfg {
     std::string name;
     direction dir = direction::out;
@@ -81,6 +89,8 @@ struct sa_cfg {
     std::optional<ip_prefix> dst;    ///< inbound SAD match on outer dst; nullopt = any (also when written `any`)
     std::optional<ip_prefix> src;    ///< inbound SAD match on outer src; nullopt = any (also when written `any`)
     uint32_t replay_window = 1024;   ///< packets; 0 = off
+    sa_lifetime soft;                ///< past any limit: counted and logged (time to rekey)
+    sa_lifetime hard;                ///< past any limit: the SA stops (sa_expired)
     int line = 0;
 };
 

@@ -108,9 +108,43 @@ result<void> parse_sa_match(const at& a, sa_cfg& s)
     return {};
 }
 
+/// lifetime: {soft_packets, hard_packets, soft_bytes, hard_bytes, soft_seconds, hard_seconds}
+result<void> parse_sa_lifetime(const at& a, sa_cfg& s)
+{
+    if (auto r = only_keys(a, {"soft_packets", "hard_packets", "soft_bytes", "hard_bytes", "soft_seconds",
+                               "hard_seconds"});
+        !r) {
+        return r;
+    }
+    struct field {
+        const char* key;
+        uint64_t* out;
+    } fields[] = {{"soft_packets", &s.soft.packets}, {"hard_packets", &s.hard.packets},
+                  {"soft_bytes", &s.soft.bytes},     {"hard_bytes", &s.hard.bytes},
+                  {"soft_seconds", &s.soft.seconds}, {"hard_seconds", &s.hard.seconds}};
+    for (const auto& f : fields) {
+        if (a.node[f.key]) {
+            auto v = integer(a.child(a.node[f.key], f.key), 1, UINT64_MAX);
+            if (!v) {
+                return v.err();
+            }
+            *f.out = *v;
+        }
+    }
+    const std::pair<uint64_t, uint64_t> pairs[] = {{s.soft.packets, s.hard.packets},
+                                                   {s.soft.bytes, s.hard.bytes},
+                                                   {s.soft.seconds, s.hard.seconds}};
+    for (const auto& [soft, hard] : pairs) {
+        if (soft != 0 && hard != 0 && soft > hard) {
+            return a.fail(errc::config_bad_value, "a soft limit must not exceed its hard limit");
+        }
+    }
+    return {};
+}
+
 result<sa_cfg> parse_sa(const at& a)
 {
-    if (auto r = only_keys(a, {"name", "dir", "spi", "aead", "key", "dst", "src", "replay_window"}); !r) {
+    if (auto r = only_keys(a, {"name", "dir", "spi", "aead", "key", "dst", "src", "replay_window", "lifetime"}); !r) {
         return r.err();
     }
     if (auto r = require(a, {"name", "dir", "spi", "aead", "key"}); !r) {
@@ -129,6 +163,11 @@ result<sa_cfg> parse_sa(const at& a)
     }
     if (auto r = parse_sa_match(a, s); !r) {
         return r.err();
+    }
+    if (a.node["lifetime"]) {
+        if (auto r = parse_sa_lifetime(a.child(a.node["lifetime"], "lifetime"), s); !r) {
+            return r.err();
+        }
     }
     return s;
 }

@@ -1,6 +1,7 @@
 #include "sa_manager.hh"
 
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <rte_log.h>
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
@@ -22,11 +23,24 @@ bool same_sa(const config::sa_cfg& a, const config::sa_cfg& b)
            CRYPTO_memcmp(ka.data(), kb.data(), ka.size()) == 0;
 }
 
+/// The IV counters belong to the key, not to the SA's name or SPI: renaming an SA or moving a
+/// key to another SPI must continue its counters (invariant 1). The id is a domain-separated
+/// SHA-256 of the keying material, truncated: it identifies the key without revealing it.
 std::string store_id(const config::sa_cfg& c)
 {
-    char spi[16];
-    std::snprintf(spi, sizeof spi, "%08x", c.spi);
-    return "spi-" + std::string(spi) + "-" + c.name;
+    static constexpr char label[] = "msecgw IV store v1";
+    std::vector<uint8_t> in(label, label + sizeof label - 1);
+    in.insert(in.end(), c.key.bytes().begin(), c.key.bytes().end());
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+    SHA256(in.data(), in.size(), digest);
+    OPENSSL_cleanse(in.data(), in.size());
+    std::string id = "key-";
+    char b[3];
+    for (int i = 0; i < 12; ++i) {
+        std::snprintf(b, sizeof b, "%02x", digest[i]);
+        id += b;
+    }
+    return id;
 }
 
 result<std::vector<uint32_t>> rule_sas(const policy::table& t, const std::map<std::string, uint32_t>& index)
@@ -74,10 +88,19 @@ sa_manager::~sa_manager()
 
 result<void> sa_manager::fill_lane(out_entry& e, uint16_t lane, bool current)
 {
-    auto blk = e.store->reserve(lane, _block);
+    uint64_t want = _block;
+    if (e.cfg.hard.packets != 0) { // hand out no more counters than the hard packet lifetime
+        want = std::min(want, e.cfg.hard.packets - e.handed_out);
+        if (want == 0) {
+            e.sa->budget_spent.store(1, std::memory_order_relaxed);
+            return {};
+        }
+    }
+    auto blk = e.store->reserve(lane, want);
     if (!blk) {
         return blk.err();
     }
+    e.handed_out += blk->count;
     sa::out_lane& l = e.sa->lanes[lane];
     if (current) {
         l.ctr = blk->start;
@@ -92,8 +115,11 @@ result<void> sa_manager::fill_lane(out_entry& e, uint16_t lane, bool current)
 result<std::shared_ptr<sa::out_sa>> sa_manager::out_sa_for(const config::sa_cfg& c,
                                                            std::map<std::string, out_entry>& next)
 {
-    if (auto it = _out.find(c.name); it != _out.end() && same_sa(it->second.cfg, c)) {
+    const auto it = _out.find(c.name);
+    if (it != _out.end() && same_sa(it->second.cfg, c)) {
         auto sa = it->second.sa;
+        it->second.cfg.soft = c.soft; // lifetimes may change in place
+        it->second.cfg.hard = c.hard;
         next[c.name] = std::move(it->second);
         _out.erase(it);
         return sa;
@@ -102,11 +128,22 @@ result<std::shared_ptr<sa::out_sa>> sa_manager::out_sa_for(const config::sa_cfg&
     if (!sa) {
         return sa.err();
     }
-    auto st = store::iv_store::open(_state_dir, store_id(c), sa::max_workers, (*sa)->counter_limit());
-    if (!st) {
-        return error{st.err().code, "SA " + c.name + ": IV counter store: " + st.err().detail};
+    std::unique_ptr<store::iv_store> counters;
+    const std::string id = store_id(c);
+    for (auto& [n, old] : _out) {
+        if (old.store && store_id(old.cfg) == id) {
+            counters = std::move(old.store); // same key (renamed, new SPI…): one allocator, counters go on
+            break;
+        }
     }
-    out_entry e{*sa, std::make_unique<store::iv_store>(std::move(st.value())), c};
+    if (!counters) {
+        auto st = store::iv_store::open(_state_dir, id, sa::max_workers, (*sa)->counter_limit());
+        if (!st) {
+            return error{st.err().code, "SA " + c.name + ": IV counter store: " + st.err().detail};
+        }
+        counters = std::make_unique<store::iv_store>(std::move(st.value()));
+    }
+    out_entry e{*sa, std::move(counters), c, 0, std::chrono::steady_clock::now(), false};
     for (uint16_t lane = 0; lane < _workers; ++lane) {
         for (bool current : {true, false}) {
             if (auto r = fill_lane(e, lane, current); !r) {
@@ -122,6 +159,8 @@ result<std::shared_ptr<sa::in_sa>> sa_manager::in_sa_for(const config::sa_cfg& c
 {
     if (auto it = _in.find(c.name); it != _in.end() && same_sa(it->second.cfg, c)) {
         auto sa = it->second.sa;
+        it->second.cfg.soft = c.soft;
+        it->second.cfg.hard = c.hard;
         next[c.name] = std::move(it->second);
         _in.erase(it);
         return sa;
@@ -130,8 +169,23 @@ result<std::shared_ptr<sa::in_sa>> sa_manager::in_sa_for(const config::sa_cfg& c
     if (!sa) {
         return sa.err();
     }
-    next[c.name] = in_entry{*sa, c};
+    next[c.name] = in_entry{*sa, c, std::chrono::steady_clock::now(), false};
     return sa.value();
+}
+
+void sa_manager::rollback(std::map<std::string, out_entry>& next_out, std::map<std::string, in_entry>& next_in)
+{
+    for (auto& [n, e] : next_out) { // give back entries, and any counter store handed over
+        for (auto& [m, old] : _out) {
+            if (!old.store && e.store && store_id(old.cfg) == store_id(e.cfg)) {
+                old.store = std::move(e.store);
+            }
+        }
+        _out.try_emplace(n, std::move(e)); // reused entries go back; new ones (already emptied) are dropped
+    }
+    for (auto& [n, e] : next_in) {
+        _in.try_emplace(n, std::move(e));
+    }
 }
 
 result<void> sa_manager::apply(const config::gateway_cfg& cfg)
@@ -155,7 +209,7 @@ result<void> sa_manager::apply(const config::gateway_cfg& cfg)
         if (c.dir == config::direction::out) {
             auto sa = out_sa_for(c, next_out);
             if (!sa) {
-                for (auto& [n, e] : next_out) { _out.emplace(n, std::move(e)); }
+                rollback(next_out, next_in);
                 return sa.err();
             }
             out_index[c.name] = static_cast<uint32_t>(st->out_sas.size());
@@ -163,7 +217,7 @@ result<void> sa_manager::apply(const config::gateway_cfg& cfg)
         } else {
             auto sa = in_sa_for(c, next_in);
             if (!sa) {
-                for (auto& [n, e] : next_in) { _in.emplace(n, std::move(e)); }
+                rollback(next_out, next_in);
                 return sa.err();
             }
             in_index[c.name] = static_cast<uint32_t>(st->in_sas.size());
@@ -173,6 +227,12 @@ result<void> sa_manager::apply(const config::gateway_cfg& cfg)
     }
     st->out_rule_sa = rule_sas(*st->out_policies, out_index).value();
     st->in_rule_sa = rule_sas(*st->in_policies, in_index).value();
+    st->in_sa_rules.resize(st->in_sas.size());
+    for (policy::rule_id id = 1; id < st->in_rule_sa.size(); ++id) {
+        if (st->in_rule_sa[id] != dataplane::no_sa) {
+            st->in_sa_rules[st->in_rule_sa[id]].push_back(id);
+        }
+    }
     st->sad = sa::sad(std::move(sad));
     _out = std::move(next_out); // SAs left out of the new config are retired with the old snapshot
     _in = std::move(next_in);
@@ -190,12 +250,51 @@ void sa_manager::publish(std::unique_ptr<dataplane::dp_state> next)
     }
 }
 
+template <class Entry>
+void sa_manager::check_lifetime(const std::string& name, Entry& e, uint64_t pkts, uint64_t bytes)
+{
+    const auto age = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - e.born);
+    const auto past = [&](const config::sa_lifetime& l) {
+        return (l.packets != 0 && pkts >= l.packets) || (l.bytes != 0 && bytes >= l.bytes) ||
+               (l.seconds != 0 && static_cast<uint64_t>(age.count()) >= l.seconds);
+    };
+    if (!e.soft_logged && past(e.cfg.soft)) {
+        e.soft_logged = true;
+        RTE_LOG(WARNING, USER1, "msecgw: SA %s passed its soft lifetime: rekey it\n", name.c_str());
+    }
+    const config::sa_lifetime& h = e.cfg.hard;
+    // Packet limits of outbound SAs are exact through the IV budget (fill_lane).
+    const bool hard = (h.bytes != 0 && bytes >= h.bytes) || (h.seconds != 0 && static_cast<uint64_t>(age.count()) >= h.seconds) ||
+                      (e.cfg.dir == config::direction::in && h.packets != 0 && pkts >= h.packets);
+    if (hard && !e.sa->expired.exchange(1)) {
+        RTE_LOG(WARNING, USER1, "msecgw: SA %s passed its hard lifetime: stopped\n", name.c_str());
+    }
+}
+
 void sa_manager::tick()
 {
+    for (auto& [name, e] : _in) {
+        uint64_t pkts = 0, bytes = 0;
+        for (uint16_t lane = 0; lane < _workers; ++lane) {
+            pkts += e.sa->lanes[lane].pkts;
+            bytes += e.sa->lanes[lane].bytes;
+        }
+        check_lifetime(name, e, pkts, bytes);
+    }
     for (auto& [name, e] : _out) {
+        if (!e.store) {
+            continue; // handed to a replacement during a failed apply
+        }
+        uint64_t pkts = 0, bytes = 0;
+        for (uint16_t lane = 0; lane < _workers; ++lane) {
+            pkts += e.sa->lanes[lane].pkts;
+            bytes += e.sa->lanes[lane].bytes;
+        }
+        check_lifetime(name, e, pkts, bytes);
         for (uint16_t lane = 0; lane < _workers; ++lane) {
             sa::out_lane& l = e.sa->lanes[lane];
-            if (l.next_end.load(std::memory_order_acquire) != 0 || l.exhausted.load(std::memory_order_relaxed)) {
+            if (l.next_end.load(std::memory_order_acquire) != 0 || l.exhausted.load(std::memory_order_relaxed) ||
+                e.sa->budget_spent.load(std::memory_order_relaxed)) {
                 continue;
             }
             if (auto r = fill_lane(e, lane, false); !r) {

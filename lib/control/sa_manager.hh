@@ -6,6 +6,7 @@
 /// Control core only; not thread-safe.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -53,16 +54,27 @@ private:
         std::shared_ptr<sa::out_sa> sa;
         std::unique_ptr<store::iv_store> store;
         config::sa_cfg cfg; ///< what it was built from (reuse only when identical)
+        uint64_t handed_out = 0;                    ///< counters reserved since install
+        std::chrono::steady_clock::time_point born; ///< install time (seconds lifetimes)
+        bool soft_logged = false;
     };
     struct in_entry {
         std::shared_ptr<sa::in_sa> sa;
         config::sa_cfg cfg;
+        std::chrono::steady_clock::time_point born;
+        bool soft_logged = false;
     };
+
+    /// Applies soft (log once) and hard (stop) byte/second/packet lifetimes of one SA.
+    template <class Entry>
+    void check_lifetime(const std::string& name, Entry& e, uint64_t pkts, uint64_t bytes);
 
     sa_manager() = default;
     result<std::shared_ptr<sa::out_sa>> out_sa_for(const config::sa_cfg& c, std::map<std::string, out_entry>& next);
     result<std::shared_ptr<sa::in_sa>> in_sa_for(const config::sa_cfg& c, std::map<std::string, in_entry>& next);
     result<void> fill_lane(out_entry& e, uint16_t lane, bool current);
+    /// After a failed apply: puts back what was moved out of _out/_in.
+    void rollback(std::map<std::string, out_entry>& next_out, std::map<std::string, in_entry>& next_in);
     void publish(std::unique_ptr<dataplane::dp_state> next);
 
     std::string _state_dir;

@@ -23,6 +23,7 @@ struct dp_state {
     std::vector<std::shared_ptr<sa::in_sa>> in_sas;
     std::vector<uint32_t> out_rule_sa; ///< by out rule id: index into out_sas, or no_sa
     std::vector<uint32_t> in_rule_sa;  ///< by in rule id: index into in_sas, or no_sa
+    std::vector<std::vector<policy::rule_id>> in_sa_rules; ///< by in SA: the protect rules naming it
     sa::sad sad;                       ///< inbound lookup -> index into in_sas
 };
 

@@ -61,6 +61,9 @@ uint8_t esp_prepare(lcore_ctx& lc, const dp_state& st, uint16_t i, uint16_t& nop
         return static_cast<uint8_t>(drop_reason::esp_no_sa);
     }
     const sa::in_sa& sa = *st.in_sas[idx];
+    if (sa.expired.load(std::memory_order_relaxed)) {
+        return static_cast<uint8_t>(drop_reason::sa_expired);
+    }
     s.rkey[i] = meta.family == 4 ? replay::replay_key::v4(sa.uid, src_addr(ip, 4))
                                  : replay::replay_key::v6(sa.uid, src_addr(ip, 6));
     if (sa.replay_window != 0) {
@@ -110,6 +113,23 @@ uint8_t esp_finalize(lcore_ctx& lc, const rx_binding& b, const dp_state& st, rte
     return keep;
 }
 
+/// RFC 4301 §5.2: the decrypted packet must match a protect policy of the SA that opened it.
+/// Fast path: the first match names the SA. Otherwise any other rule naming it may match, which
+/// is what lets receivers hold an old and a new SA of one group at once (make-before-break).
+bool inner_allowed(const dp_state& st, policy::rule_id first, uint32_t sa, const packet::pkt_meta& m,
+                   const uint8_t* frame)
+{
+    if (first != policy::no_match && st.in_rule_sa[first] == sa) {
+        return true;
+    }
+    for (policy::rule_id id : st.in_sa_rules[sa]) {
+        if (policy::rule_matches(st.in_policies->rule(id), m, frame)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /// Decides packet i after classification: clear packets by their policy, decrypted ones must
 /// match a PROTECT policy naming their SA, and only then move the replay window.
 uint8_t inb_decide(lcore_ctx& lc, const dp_state& st, const rx_binding& b, uint16_t i)
@@ -130,7 +150,7 @@ uint8_t inb_decide(lcore_ctx& lc, const dp_state& st, const rx_binding& b, uint1
                                                                               : drop_reason::clear_on_protected;
         return static_cast<uint8_t>(r);
     }
-    if (action != config::policy_action::protect || st.in_rule_sa[id] != s.sa[i]) {
+    if (!inner_allowed(st, id, s.sa[i], s.meta[i], s.data[i])) {
         return static_cast<uint8_t>(drop_reason::inner_policy_mismatch);
     }
     const sa::in_sa& sa = *st.in_sas[s.sa[i]];

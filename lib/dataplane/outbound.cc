@@ -17,8 +17,9 @@ bool next_counter(sa::out_sa& sa, uint16_t lane, uint64_t& ctr, drop_reason& why
     if (l.ctr == l.end) {
         const uint64_t end = l.next_end.load(std::memory_order_acquire);
         if (end == 0) {
-            why = l.exhausted.load(std::memory_order_relaxed) ? drop_reason::sa_exhausted
-                                                              : drop_reason::iv_block_pending;
+            why = sa.budget_spent.load(std::memory_order_relaxed) ? drop_reason::sa_expired
+                  : l.exhausted.load(std::memory_order_relaxed)   ? drop_reason::sa_exhausted
+                                                                  : drop_reason::iv_block_pending;
             return false;
         }
         l.ctr = l.next_start.load(std::memory_order_relaxed);
@@ -132,9 +133,11 @@ uint16_t outb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rt
         }
         if (action == config::policy_action::protect) {
             sa::out_sa& sa = *st.out_sas[st.out_rule_sa[id]];
-            why = drop_reason::sa_not_ready;
+            why = sa.expired.load(std::memory_order_relaxed) ? drop_reason::sa_expired : drop_reason::sa_not_ready;
             s.meta[good] = s.meta[i];
-            if (sa.stopped.load(std::memory_order_relaxed) == 0 && esp_encap(lc, b, sa, m, good, nops, why)) {
+            const bool usable = sa.stopped.load(std::memory_order_relaxed) == 0 &&
+                                sa.expired.load(std::memory_order_relaxed) == 0;
+            if (usable && esp_encap(lc, b, sa, m, good, nops, why)) {
                 pkts[good++] = m;
                 continue;
             }

@@ -42,6 +42,8 @@ struct out_sa {
     uint64_t iv_prefix = 0;                 ///< Sender-ID bits, shifted into place
     uint8_t counter_bits = 0;               ///< bits below the lane field
     std::atomic<uint8_t> stopped{0};        ///< control: the SA must not send (store error…)
+    std::atomic<uint8_t> expired{0};        ///< control: hard byte/second lifetime passed
+    std::atomic<uint8_t> budget_spent{0};   ///< control: hard packet lifetime fully handed out
     std::string name;
     std::array<out_lane, max_workers> lanes;
 
@@ -56,6 +58,7 @@ struct in_sa {
     uint32_t spi = 0;
     uint32_t uid = 0;
     uint32_t replay_window = 0;
+    std::atomic<uint8_t> expired{0};        ///< control: hard lifetime passed
     config::ip_prefix dst, src;             ///< SAD selectors
     std::string name;
     std::array<in_lane, max_workers> lanes;

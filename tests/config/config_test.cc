@@ -335,8 +335,8 @@ TEST(config, unknown_keys_are_named)
     expect_error("ports:\n  - {port: 0, side: clear}\n  - port: 1\n    side: protected\n    speed: 10G\n",
                  errc::config_unknown_key, 5, "ports[1].speed", "expected one of: port, side, mtu");
     expect_error(base(std::string("sas:\n  - name: a\n    dir: out\n    spi: 0x1001\n    aead: aes-128-gcm\n"
-                                  "    key: \"") + key128 + "\"\n    lifetime: 3600\n"),
-                 errc::config_unknown_key, 11, "sas[0].lifetime", "replay_window");
+                                  "    key: \"") + key128 + "\"\n    lifetimes: 3600\n"),
+                 errc::config_unknown_key, 11, "sas[0].lifetimes", "replay_window");
     expect_error(base("? [a, b]\n: 1\n"), errc::config_unknown_key, 5, "(top)", "plain names");
 }
 
@@ -541,4 +541,23 @@ TEST(config, clear_and_protected_ports_pair_one_to_one)
 {
     expect_error("ports:\n  - {port: 0, side: clear}\n  - {port: 1, side: protected}\n  - {port: 2, side: clear}\n",
                  errc::config_bad_value, 2, "ports", "pair");
+}
+
+TEST(config, sa_lifetimes)
+{
+    const std::string sa = std::string("sas:\n  - name: a\n    dir: out\n    spi: 0x1001\n    aead: aes-128-gcm\n"
+                                       "    key: \"") + key128 + "\"\n";
+    auto r = load_string(base(sa + "    lifetime: {soft_packets: 900, hard_packets: 1000, hard_seconds: 3600}\n"),
+                         "c.yaml");
+    ASSERT_TRUE(r.ok()) << r.err().detail;
+    EXPECT_EQ(r->sas[0].soft.packets, 900u);
+    EXPECT_EQ(r->sas[0].hard.packets, 1000u);
+    EXPECT_EQ(r->sas[0].hard.seconds, 3600u);
+    EXPECT_EQ(r->sas[0].soft.bytes, 0u);
+    expect_error(base(sa + "    lifetime: {soft_packets: 2000, hard_packets: 1000}\n"), errc::config_bad_value, 11,
+                 "sas[0].lifetime", "soft");
+    expect_error(base(sa + "    lifetime: {hard_packets: 0}\n"), errc::config_bad_value, 11,
+                 "sas[0].lifetime.hard_packets");
+    expect_error(base(sa + "    lifetime: {hard_pkts: 5}\n"), errc::config_unknown_key, 11,
+                 "sas[0].lifetime.hard_pkts");
 }

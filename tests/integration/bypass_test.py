@@ -343,7 +343,7 @@ class BypassTest(GatewayTestCase):
 
     def test_egress_mtu_9000_within_one_mbuf(self):
         """mtu: 9000 lets IP packets above 1500 bytes through (frames up to one 2 KB mbuf). Also
-        the control case of the known bug below: same config and run, smaller frames."""
+        the control case of the jumbo regression below: same config and run, smaller frames."""
         self.run_mtu_9000([(f"v4 IP {n}", ip4_size(n), PASS) for n in (1500, 1501, 1800, 2000)])
 
     def test_jumbo_frames_with_mtu_9000(self):

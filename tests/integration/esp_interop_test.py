@@ -8,8 +8,8 @@ One gateway run per test class (in setUpClass; each costs ~3.5 s); the test meth
 from different angles, so each can fail on its own:
 
 - OutboundInteropTest: scapy-made IPv4/IPv6 multicast from 20 senders per family, several groups,
-  tagged and untagged, inner IP packets from the bare IP header (IPv4 20 bytes; IPv6 41, see the
-  known bugs for 40) to 1500 bytes, two SAs
+  tagged and untagged, inner IP packets from the bare IP header (IPv4 20 bytes; IPv6 41; 40 in the
+  regression tests) to 1500 bytes, two SAs
   (aes-128-gcm, aes-256-gcm) through the gateway; every ESP frame opened by scapy and by
   python-cryptography (byte-for-byte inner, trailer), outer header (RFC 5374 address preservation,
   DSCP/ECN, TTL/hop limit, DF only), L2 header kept, sequence numbers per (SPI, source), (SPI, IV)
@@ -1031,7 +1031,7 @@ class InboundNegativeTest(OneRun):
         self.check_accounting(1, len(NEGATIVE), n_pass, drops, opened=n_pass - n_clear, bypassed=n_clear)
 
 
-# ==== known bugs, one run ========================================================================
+# ==== regressions of fixed bugs, one run ========================================================================
 
 class KnownBugsTest(OneRun):
     """Regression tests of gateway bugs found by these tests (all fixed)."""
