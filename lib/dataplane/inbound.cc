@@ -113,17 +113,21 @@ uint8_t esp_finalize(lcore_ctx& lc, const rx_binding& b, const dp_state& st, rte
     return keep;
 }
 
-/// RFC 4301 §5.2: the decrypted packet must match a protect policy of the SA that opened it.
-/// Fast path: the first match names the SA. Otherwise any other rule naming it may match, which
-/// is what lets receivers hold an old and a new SA of one group at once (make-before-break).
-bool inner_allowed(const dp_state& st, policy::rule_id first, uint32_t sa, const packet::pkt_meta& m,
-                   const uint8_t* frame)
+/// RFC 4301 §5.2: the decrypted packet must be allowed by a protect policy of the SA that opened
+/// it. The first matching rule decides, as everywhere; it may name this SA, or be the twin (same
+/// selectors) of a rule that does: that is how receivers hold the old and the new SA of one group
+/// at once (make-before-break) without letting an SA carry traffic an earlier rule gives elsewhere.
+bool inner_allowed(const dp_state& st, policy::rule_id first, uint32_t sa)
 {
-    if (first != policy::no_match && st.in_rule_sa[first] == sa) {
+    if (first == policy::no_match) {
+        return false;
+    }
+    if (st.in_rule_sa[first] == sa) {
         return true;
     }
+    const config::policy_cfg& f = st.in_policies->rule(first);
     for (policy::rule_id id : st.in_sa_rules[sa]) {
-        if (policy::rule_matches(st.in_policies->rule(id), m, frame)) {
+        if (policy::same_selectors(st.in_policies->rule(id), f)) {
             return true;
         }
     }
@@ -150,7 +154,7 @@ uint8_t inb_decide(lcore_ctx& lc, const dp_state& st, const rx_binding& b, uint1
                                                                               : drop_reason::clear_on_protected;
         return static_cast<uint8_t>(r);
     }
-    if (!inner_allowed(st, id, s.sa[i], s.meta[i], s.data[i])) {
+    if (!inner_allowed(st, id, s.sa[i])) {
         return static_cast<uint8_t>(drop_reason::inner_policy_mismatch);
     }
     const sa::in_sa& sa = *st.in_sas[s.sa[i]];

@@ -117,34 +117,12 @@ void make_key_v6(const packet::pkt_meta& m, const uint8_t* frame, acl_key_v6& k)
     k.vlan = rte_cpu_to_be_16(m.vlan);
 }
 
-bool prefix_matches(const config::ip_prefix& p, uint8_t family, const uint8_t* addr)
-{
-    if (p.is_any()) {
-        return true;
-    }
-    if ((p.family == ip_family::v4) != (family == 4)) {
-        return false;
-    }
-    for (unsigned bit = 0; bit < p.length; ++bit) {
-        const auto mask = static_cast<uint8_t>(0x80 >> (bit % 8));
-        if ((p.addr[bit / 8] & mask) != (addr[bit / 8] & mask)) {
-            return false;
-        }
-    }
-    return true;
-}
-
 } // namespace
 
-bool rule_matches(const config::policy_cfg& r, const packet::pkt_meta& m, const uint8_t* frame)
+bool same_selectors(const config::policy_cfg& a, const config::policy_cfg& b)
 {
-    const uint8_t* ip = frame + m.l3_off;
-    const uint8_t* src = ip + (m.family == 4 ? 12 : 8);
-    const uint8_t* dst = ip + (m.family == 4 ? 16 : 24);
-    const auto in = [](const config::u16_range& range, uint16_t v) { return v >= range.lo && v <= range.hi; };
-    return r.applies_to(m.family == 4 ? ip_family::v4 : ip_family::v6) && prefix_matches(r.src, m.family, src) &&
-           prefix_matches(r.dst, m.family, dst) && (!r.proto || *r.proto == m.proto) && in(r.sport, m.sport) &&
-           in(r.dport, m.dport) && in(r.vlan, m.vlan);
+    return a.dir == b.dir && a.src == b.src && a.dst == b.dst && a.proto == b.proto && a.sport == b.sport &&
+           a.dport == b.dport && a.vlan == b.vlan;
 }
 
 result<std::unique_ptr<table>> table::build(const std::vector<config::policy_cfg>& policies,

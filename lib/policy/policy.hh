@@ -23,9 +23,8 @@ namespace msecgw::policy {
 using rule_id = uint32_t;
 inline constexpr rule_id no_match = 0;
 
-/// Whether one rule matches one parsed packet (scalar; the slow path beside the ACL, used where a
-/// packet must be checked against a specific rule rather than the first match).
-bool rule_matches(const config::policy_cfg& r, const packet::pkt_meta& m, const uint8_t* frame);
+/// Whether two rules select the same traffic (addresses, protocol, ports, VLAN, direction).
+bool same_selectors(const config::policy_cfg& a, const config::policy_cfg& b);
 
 class table {
 public:

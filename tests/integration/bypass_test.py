@@ -190,7 +190,7 @@ OUTBOUND = [
     ("IPv4 total length > frame", patch(GOOD4, 16, (87).to_bytes(2, "big")), "ip_bad_length"),
     ("IPv4 total length < IHL*4", patch(GOOD4, 16, (19).to_bytes(2, "big")), "ip_bad_length"),
     ("IPv6 payload length > frame", patch(GOOD6, 18, (47).to_bytes(2, "big")), "ip_bad_length"),
-    ("IPv6 payload length 0", patch(GOOD6, 18, b"\x00\x00"), "ip_bad_length"),
+    ("IPv6 payload length 0, next header UDP", patch(GOOD6, 18, b"\x00\x00"), "l4_truncated"),
     ("IPv4 bad header checksum", bad_csum(GOOD4), "ip_bad_checksum"),
     ("VLAN IPv4 bad header checksum", bad_csum(udp4("10.0.0.1", "239.1.2.3", vlan=100), l3=18), "ip_bad_checksum"),
     ("IPv6 hop-by-hop overruns the payload",

@@ -66,7 +66,7 @@ SA_TEXT = """\
 def config(direction, sas, policy_sas):
     """Config text: SAs [(name, spi)], and for 239/8 in `direction` one protect policy per name in
     policy_sas (a name or a list). Receivers overlapping two SAs of a group list a policy for each
-    (RFC 4301 §5.2: a decrypted packet must match a policy of the SA that opened it)."""
+    with identical selectors (twins): a decrypted packet's first match may be a twin of its SA's policy."""
     text = "state_dir: @STATE@\nports:\n  - {port: 0, side: clear}\n  - {port: 1, side: protected}\nsas:\n"
     for name, spi in sas:
         text += SA_TEXT.format(name=name, dir=direction, spi=spi, key=KEYS[spi].hex())
@@ -441,9 +441,8 @@ class InboundSwapTest(unittest.TestCase):
               f"{ {k: v for k, v in s['drops'].items() if v} }")
 
     def test_nothing_lost_while_both_sas_installed(self):
-        """Regression: while old and new SA overlap, each named by a policy of the group, the
-        frames of both are opened (a decrypted packet may match any policy naming its SA, not only
-        the first match): make-before-break on the receiving side."""
+        """Regression: while old and new SA overlap, each named by a twin policy of the group (same
+        selectors), the frames of both are opened: make-before-break on the receiving side."""
         got = set(self.got)
         lost = [i for i, f in enumerate(self.clear) if f not in got]
         lost_spis = collections.Counter(self.spis[i] for i in lost)
