@@ -1,5 +1,6 @@
 #include "gateway.hh"
 
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
@@ -21,6 +22,8 @@ constexpr unsigned descs_per_queue = 2 * 2048; ///< rx + tx ring upper bound per
 constexpr unsigned l2_max = 18;                 ///< Ethernet + one 802.1Q tag
 constexpr unsigned esp_room = 128;
 constexpr uint32_t replay_windows_per_lcore = 4096; ///< (SA, source) pairs one worker tracks
+constexpr uint32_t reasm_datagrams_per_lcore = 1024; ///< ESP datagrams one worker reassembles at once
+constexpr uint64_t reasm_timeout_ms = 2000;          ///< an incomplete datagram is dropped after this
 
 /// Largest replay window any inbound SA asks for (at least the default), fixed at start.
 uint32_t max_replay_window(const config::gateway_cfg& cfg)
@@ -128,8 +131,12 @@ result<void> gateway::start_workers()
         _engines.push_back(std::make_unique<crypto::engine>(std::move(e.value())));
         _replay.push_back(std::make_unique<replay::replay_table>(replay_windows_per_lcore, max_replay_window(_cfg),
                                                                  static_cast<uint32_t>(lc->lcore_id)));
+        _reasm.push_back(std::make_unique<frag::reasm_table>(reasm_datagrams_per_lcore,
+                                                             rte_get_tsc_hz() / 1000 * reasm_timeout_ms));
         lc->engine = _engines.back().get();
         lc->replay = _replay.back().get();
+        lc->reasm = _reasm.back().get();
+        lc->pool = _pool;
         lc->state = _sas->state_ptr();
         lc->qsbr = _sas->qsbr();
     }

@@ -59,6 +59,7 @@ private:
     std::vector<std::unique_ptr<dataplane::lcore_ctx>> _workers;
     std::vector<std::unique_ptr<crypto::engine>> _engines;       ///< one per worker
     std::vector<std::unique_ptr<replay::replay_table>> _replay;  ///< one per worker
+    std::vector<std::unique_ptr<frag::reasm_table>> _reasm;      ///< one per worker
     std::atomic<bool> _stop{false};
     bool _launched = false;
 };

@@ -41,6 +41,12 @@ enum class drop_reason : uint8_t {
     sa_expired,           ///< the SA passed a hard lifetime (packets, bytes or seconds)
     no_room,              ///< mbuf lacks head- or tailroom for the ESP encapsulation
     crypto_failed,        ///< the crypto engine rejected the operation
+    frag_no_mbuf,         ///< outbound: no mbuf left for a fragment of a packet over the MTU
+    frag_malformed,       ///< inbound fragment that cannot belong to a valid datagram
+    frag_overlap,         ///< inbound fragment overlapping another (the datagram is abandoned)
+    frag_timeout,         ///< inbound datagram not complete in time (its fragments are dropped)
+    frag_table_full,      ///< no reassembly slot free for a new datagram
+    frag_too_big,         ///< reassembled datagram larger than a packet buffer
     count_
 };
 
@@ -84,6 +90,12 @@ inline constexpr std::array<drop_info, drop_reason_count> drop_table{{
     {drop_reason::sa_expired, "sa_expired", "SA passed a hard lifetime"},
     {drop_reason::no_room, "no_room", "mbuf lacks room for the ESP encapsulation"},
     {drop_reason::crypto_failed, "crypto_failed", "crypto engine rejected the operation"},
+    {drop_reason::frag_no_mbuf, "frag_no_mbuf", "no packet buffer for an outer fragment"},
+    {drop_reason::frag_malformed, "frag_malformed", "fragment cannot belong to a valid datagram"},
+    {drop_reason::frag_overlap, "frag_overlap", "fragment overlaps or duplicates another"},
+    {drop_reason::frag_timeout, "frag_timeout", "datagram not reassembled in time"},
+    {drop_reason::frag_table_full, "frag_table_full", "no reassembly slot for a new datagram"},
+    {drop_reason::frag_too_big, "frag_too_big", "reassembled datagram larger than a packet buffer"},
 }};
 
 constexpr bool drop_table_is_complete()

@@ -13,6 +13,9 @@ public:
     void add(rte_mbuf* m, drop_reason r, lcore_stats& st)
     {
         ++st.drops[static_cast<std::size_t>(r)];
+        if (_n == _pkts.size()) {
+            free_all(); // fragments can outnumber a burst
+        }
         _pkts[_n++] = m;
     }
     void free_all()
@@ -34,7 +37,7 @@ uint16_t stage_parse(lcore_ctx& lc, const rx_binding& b, rte_mbuf** pkts, uint16
 
 /// Re-parses packet i (after its headers changed) into lc.scratch slot i; false if it is now
 /// malformed (reason in `why`).
-bool reparse(lcore_ctx& lc, const rx_binding& b, rte_mbuf* m, uint16_t i, drop_reason& why);
+bool reparse(lcore_ctx& lc, rte_mbuf* m, uint16_t i, drop_reason& why);
 
 /// Transmits the burst; what the queue does not take after bounded retries is `tx_full`.
 void stage_tx(lcore_ctx& lc, const rx_binding& b, rte_mbuf** pkts, uint16_t n, drop_list& dl);
@@ -42,6 +45,20 @@ void stage_tx(lcore_ctx& lc, const rx_binding& b, rte_mbuf** pkts, uint16_t n, d
 /// Outbound: classify, then BYPASS / PROTECT (ESP seal) / DISCARD. Returns packets to send.
 uint16_t outb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte_mbuf** pkts, uint16_t n,
                       drop_list& dl);
+
+/// Outbound, after sealing: splits every packet marked in lc.scratch.split into outer fragments
+/// (RFC 791 / RFC 8200), in order, into lc.scratch.frags; transmits early when that fills up.
+/// Returns how many packets are left in lc.scratch.frags to transmit.
+uint16_t stage_fragment(lcore_ctx& lc, const rx_binding& b, rte_mbuf** pkts, uint16_t n, drop_list& dl);
+
+/// Inbound, before opening: hands ESP fragments to the lcore's reassembly table and puts every
+/// completed datagram back into the burst (parsed) in place of its last fragment. Returns the
+/// packets left, compacted to the front.
+uint16_t stage_reassemble(lcore_ctx& lc, rte_mbuf** pkts, uint16_t n, drop_list& dl);
+
+/// Abandons stale datagrams of the lcore's reassembly table (a few slots per call), or all of
+/// them when `all` (worker exit); their fragments are counted as frag_timeout.
+void reasm_expire(lcore_ctx& lc, bool all);
 
 /// Inbound: ESP open (SAD, replay check, decrypt, strip), classify, policy check, replay update.
 uint16_t inb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte_mbuf** pkts, uint16_t n,

@@ -82,7 +82,7 @@ uint8_t esp_prepare(lcore_ctx& lc, const dp_state& st, uint16_t i, uint16_t& nop
 }
 
 /// After a verified open: trailer, address preservation, ECN, then strip to L2 + inner packet.
-uint8_t esp_finalize(lcore_ctx& lc, const rx_binding& b, const dp_state& st, rte_mbuf* m, uint16_t i,
+uint8_t esp_finalize(lcore_ctx& lc, const dp_state& st, rte_mbuf* m, uint16_t i,
                      const crypto::gcm_op& op)
 {
     burst_scratch& s = lc.scratch;
@@ -104,7 +104,7 @@ uint8_t esp_finalize(lcore_ctx& lc, const rx_binding& b, const dp_state& st, rte
     rte_pktmbuf_adj(m, cut);
     rte_pktmbuf_trim(m, static_cast<uint16_t>(m->data_len - (outer_meta.l3_off + inner_len)));
     drop_reason why = drop_reason::ip_truncated;
-    if (!reparse(lc, b, m, i, why)) {
+    if (!reparse(lc, m, i, why)) {
         return static_cast<uint8_t>(why);
     }
     sa::in_lane& lane = st.in_sas[s.sa[i]]->lanes[lc.index];
@@ -191,7 +191,7 @@ uint16_t inb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte
         crypto::open_burst(*lc.engine, {s.ops.data(), nops}, {s.ok.data(), nops});
         for (uint16_t k = 0; k < nops; ++k) {
             const uint16_t i = s.op_pkt[k];
-            verdict[i] = s.ok[k] ? esp_finalize(lc, b, st, pkts[i], i, s.ops[k])
+            verdict[i] = s.ok[k] ? esp_finalize(lc, st, pkts[i], i, s.ops[k])
                                  : static_cast<uint8_t>(drop_reason::auth_failed);
         }
     }

@@ -19,6 +19,10 @@ struct alignas(64) lcore_stats {
     uint64_t bypassed = 0;                      ///< forwarded unchanged by a BYPASS policy
     uint64_t sealed = 0;                        ///< clear packets sent out as ESP
     uint64_t opened = 0;                        ///< ESP packets decrypted, checked and forwarded
+    uint64_t fragmented = 0;                    ///< ESP packets split to fit the egress MTU
+    uint64_t fragments_out = 0;                 ///< fragments they became
+    uint64_t reassembled = 0;                   ///< ESP datagrams rebuilt from fragments
+    uint64_t fragments_in = 0;                  ///< fragments that went into them
     std::array<uint64_t, drop_reason_count> drops{};
     uint64_t busy_polls = 0;                    ///< polls that received packets
     uint64_t idle_polls = 0;

@@ -1,4 +1,5 @@
-// Outbound stages: classify -> (bypass | ESP encapsulate) -> seal the whole burst at once.
+// Outbound stages: classify -> (bypass | ESP encapsulate) -> seal the whole burst at once; the
+// ESP packets over the egress MTU are marked for stage_fragment (fragment.cc).
 #include <rte_mbuf.h>
 
 #include <cstring>
@@ -9,6 +10,8 @@
 namespace msecgw::dataplane::detail {
 
 namespace {
+
+constexpr uint32_t max_ip_len = 0xffff;
 
 /// The next IV counter of this lcore's lane; false (with the reason) when none is reserved.
 bool next_counter(sa::out_sa& sa, uint16_t lane, uint64_t& ctr, drop_reason& why)
@@ -39,7 +42,7 @@ bool esp_encap(lcore_ctx& lc, const rx_binding& b, sa::out_sa& sa, rte_mbuf* m, 
     const packet::pkt_meta& meta = s.meta[i];
     const esp::outb_layout lay = esp::layout_for(meta.family, meta.ip_len);
     const uint32_t frame_len = uint32_t{meta.l3_off} + meta.ip_len;
-    if (lay.outer_total > b.egress_mtu) {
+    if (lay.outer_total > max_ip_len) {
         why = drop_reason::mtu_exceeded;
         return false;
     }
@@ -70,11 +73,13 @@ bool esp_encap(lcore_ctx& lc, const rx_binding& b, sa::out_sa& sa, rte_mbuf* m, 
     s.ops[nops] = crypto::gcm_op{&sa.key, inner, lay.cipher_len, esph + esp::esp_hdr_len, esph,
                                  tail + lay.pad_len + 2};
     s.op_pkt[nops++] = i;
+    m->l2_len = meta.l3_off;
+    m->l3_len = lay.outer_len;
     if (b.tx_ipv4_cksum && meta.family == 4) {
         m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
-        m->l2_len = meta.l3_off;
-        m->l3_len = esp::ipv4_hdr_len;
     }
+    s.split[i] = lay.outer_total > b.egress_mtu; // fragmented after sealing
+    s.n_split = static_cast<uint16_t>(s.n_split + s.split[i]);
     sa::out_lane& lane = sa.lanes[lc.index];
     ++lane.pkts;
     lane.bytes += meta.ip_len;
@@ -100,8 +105,10 @@ uint16_t stage_seal(lcore_ctx& lc, rte_mbuf** pkts, uint16_t n, uint16_t nops, d
     uint16_t good = 0;
     for (uint16_t i = 0; i < n; ++i) {
         if (failed[i]) {
+            s.n_split = static_cast<uint16_t>(s.n_split - s.split[i]);
             dl.add(pkts[i], drop_reason::crypto_failed, lc.stats);
         } else {
+            s.split[good] = s.split[i];
             pkts[good++] = pkts[i];
         }
     }
@@ -115,6 +122,7 @@ uint16_t outb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rt
 {
     burst_scratch& s = lc.scratch;
     lc.flows.classify(*st.out_policies, s.meta.data(), s.data.data(), n, s.rule.data());
+    s.n_split = 0;
     uint16_t good = 0, nops = 0;
     for (uint16_t i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];
@@ -128,6 +136,7 @@ uint16_t outb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rt
             }
             ++lc.stats.bypassed;
             s.meta[good] = s.meta[i];
+            s.split[good] = 0;
             pkts[good++] = m;
             continue;
         }

@@ -55,7 +55,7 @@ uint16_t stage_parse(lcore_ctx& lc, const rx_binding& b, rte_mbuf** pkts, uint16
     return good;
 }
 
-bool reparse(lcore_ctx& lc, const rx_binding&, rte_mbuf* m, uint16_t i, drop_reason& why)
+bool reparse(lcore_ctx& lc, rte_mbuf* m, uint16_t i, drop_reason& why)
 {
     const auto* data = rte_pktmbuf_mtod(m, const uint8_t*);
     lc.scratch.data[i] = data;
@@ -104,6 +104,7 @@ uint32_t poll_once(lcore_ctx& lc, rte_mbuf** pkts)
         process_burst(lc, *st, b, pkts, n);
         total += n;
     }
+    detail::reasm_expire(lc, false);
     rte_rcu_qsbr_quiescent(lc.qsbr, lc.index);
     return total;
 }
@@ -114,9 +115,18 @@ void process_burst(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte_m
 {
     detail::drop_list dl;
     n = detail::stage_parse(lc, b, pkts, n, dl);
-    n = b.dir == config::direction::out ? detail::outb_process(lc, st, b, pkts, n, dl)
-                                        : detail::inb_process(lc, st, b, pkts, n, dl);
-    detail::stage_tx(lc, b, pkts, n, dl);
+    rte_mbuf** tx = pkts;
+    if (b.dir == config::direction::out) {
+        n = detail::outb_process(lc, st, b, pkts, n, dl);
+        if (lc.scratch.n_split != 0) {
+            n = detail::stage_fragment(lc, b, pkts, n, dl);
+            tx = lc.scratch.frags.data();
+        }
+    } else {
+        n = detail::stage_reassemble(lc, pkts, n, dl);
+        n = detail::inb_process(lc, st, b, pkts, n, dl);
+    }
+    detail::stage_tx(lc, b, tx, n, dl);
     dl.free_all();
 }
 
@@ -131,6 +141,7 @@ int worker_main(void* arg)
     for (int quiet = 0, polls = 0; quiet < 2 && polls < drain_max_polls; ++polls) {
         quiet = poll_once(lc, pkts.data()) == 0 ? quiet + 1 : 0;
     }
+    detail::reasm_expire(lc, true); // incomplete datagrams never complete now
     rte_rcu_qsbr_thread_offline(lc.qsbr, lc.index);
     return 0;
 }

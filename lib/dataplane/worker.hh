@@ -1,7 +1,8 @@
 #pragma once
 /// Worker lcores: run-to-completion loops over bursts. Outbound (clear port):
-/// rx -> parse -> classify -> seal (ESP) or bypass -> tx. Inbound (protected port):
-/// rx -> parse -> open (SAD, replay check, decrypt, strip) -> classify -> replay update -> tx.
+/// rx -> parse -> classify -> seal (ESP) or bypass -> fragment (over the MTU) -> tx.
+/// Inbound (protected port): rx -> parse -> reassemble (ESP fragments) -> open (SAD, replay
+/// check, decrypt, strip) -> classify -> replay update -> tx.
 /// Everything a worker touches is in its `lcore_ctx`, set up by the control core before launch.
 
 #include <array>
@@ -11,6 +12,7 @@
 #include "common/burst.hh"
 #include "crypto/crypto.hh"
 #include "dp_state.hh"
+#include "frag/reasm.hh"
 #include "lcore_stats.hh"
 #include "packet/packet.hh"
 #include "policy/flow_cache.hh"
@@ -18,6 +20,7 @@
 #include "replay/replay.hh"
 
 struct rte_mbuf;
+struct rte_mempool;
 struct rte_rcu_qsbr;
 
 namespace msecgw::dataplane {
@@ -36,6 +39,8 @@ struct rx_binding {
 
 /// Per-burst scratch, indexed like the packet array it belongs to; lives in the lcore context so
 /// that a burst neither allocates nor zeroes it.
+inline constexpr uint16_t max_tx_frags = 4 * max_burst; ///< fragments queued before a tx flush
+
 struct burst_scratch {
     std::array<packet::pkt_meta, max_burst> meta;
     std::array<const uint8_t*, max_burst> data;
@@ -46,6 +51,9 @@ struct burst_scratch {
     std::array<crypto::gcm_op, max_burst> ops;
     std::array<uint16_t, max_burst> op_pkt;     ///< packet index of each op
     std::array<uint8_t, max_burst> ok;
+    std::array<uint8_t, max_burst> split;       ///< outbound: the ESP packet exceeds the egress MTU
+    uint16_t n_split = 0;                       ///< how many of the burst do
+    std::array<rte_mbuf*, max_tx_frags> frags;  ///< outbound: the burst after fragmentation
 };
 
 struct alignas(64) lcore_ctx {
@@ -53,12 +61,15 @@ struct alignas(64) lcore_ctx {
     uint16_t index = 0;                ///< 0..workers-1: RCU thread id and SA lane
     uint16_t n_bindings = 0;
     uint16_t ip_id = 0;                ///< outer IPv4 identification
+    uint32_t frag_id = 0;              ///< outer IPv6 fragment identification (low 24 bits)
     std::array<rx_binding, max_ports> bindings{};
     const std::atomic<bool>* stop = nullptr;                ///< read once per loop
     const std::atomic<const dp_state*>* state = nullptr;    ///< read once per loop (RCU)
     rte_rcu_qsbr* qsbr = nullptr;
     crypto::engine* engine = nullptr;  ///< this lcore's ipsec-mb manager
     replay::replay_table* replay = nullptr; ///< this lcore's (SA, source) windows
+    rte_mempool* pool = nullptr;       ///< where outer fragments get their mbufs
+    frag::reasm_table* reasm = nullptr; ///< this lcore's inbound reassembly slots
     lcore_stats stats;
     burst_scratch scratch;
     policy::flow_cache flows;          ///< classification results of recent flows

@@ -104,6 +104,9 @@ struct ext_walk {
     uint32_t off;
     bool fragment;
     bool later_fragment;
+    uint32_t next_field; ///< offset of the byte holding `next`
+    uint32_t frag_hdr;   ///< offset of the fragment header, 0 if none
+    uint32_t frag_prev;  ///< offset of the next-header byte naming the fragment header
 };
 
 /// Size in bytes of the extension header of type `type` whose first two bytes are at `p`.
@@ -132,7 +135,12 @@ bool walk_ipv6_ext(const uint8_t* ip, uint32_t ip_len, ext_walk& w, drop_reason&
             return fail(why, drop_reason::ipv6_bad_ext_header);
         }
         const bool is_frag = w.next == ext_fragment;
+        if (is_frag && !w.fragment) {
+            w.frag_hdr = w.off;
+            w.frag_prev = w.next_field;
+        }
         w.next = h[0];
+        w.next_field = w.off;
         w.off += size;
         if (is_frag) {
             w.fragment = true;
@@ -166,7 +174,7 @@ bool parse_ipv6(const uint8_t* f, uint32_t len, pkt_meta& m, drop_reason& why)
     if (jumbogram || ip_len > room || ip_len > max_ip_len) {
         return fail(why, drop_reason::ip_bad_length);
     }
-    ext_walk w{ip[6], ipv6_hdr_len, false, false};
+    ext_walk w{ip[6], ipv6_hdr_len, false, false, 6, 0, 0};
     if (!walk_ipv6_ext(ip, ip_len, w, why)) {
         return false;
     }
@@ -175,6 +183,8 @@ bool parse_ipv6(const uint8_t* f, uint32_t len, pkt_meta& m, drop_reason& why)
     m.ip_len = static_cast<uint16_t>(ip_len);
     m.l3_hdr_len = static_cast<uint8_t>(w.off);
     m.fragment = w.fragment ? 1 : 0;
+    m.frag_hdr = static_cast<uint8_t>(w.frag_hdr);
+    m.frag_prev = static_cast<uint8_t>(w.frag_prev);
     if (w.later_fragment) {
         return true; // l4_off, sport, dport stay 0
     }

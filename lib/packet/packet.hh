@@ -35,6 +35,8 @@ struct pkt_meta {
     uint8_t proto;      ///< upper-layer protocol after IPv6 extension headers
     uint8_t fragment;   ///< 1 when this is an IP fragment (first or not)
     uint8_t l3_hdr_len; ///< IPv4 IHL*4, or 40 + extension headers for IPv6
+    uint8_t frag_hdr;   ///< IPv6 fragment: offset of the fragment header from the IP header; else 0
+    uint8_t frag_prev;  ///< IPv6 fragment: offset of the next-header byte that names it; else 0
 };
 
 /// Parses one frame of `len` bytes. On success fills `m` and returns true; otherwise stores the

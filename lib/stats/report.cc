@@ -39,6 +39,10 @@ totals collect(const std::vector<port::port_state>& ports,
         t.bypassed += st.bypassed;
         t.sealed += st.sealed;
         t.opened += st.opened;
+        t.fragmented += st.fragmented;
+        t.fragments_out += st.fragments_out;
+        t.reassembled += st.reassembled;
+        t.fragments_in += st.fragments_in;
         for (std::size_t r = 0; r < drop_reason_count; ++r) {
             t.drops[r] += st.drops[r];
             t.drops_total += st.drops[r];
@@ -53,6 +57,8 @@ std::string to_json(const totals& t)
     o << "{\n  \"seconds\": " << t.seconds << ",\n  \"rx_packets\": " << t.rx_pkts
       << ",\n  \"tx_packets\": " << t.tx_pkts << ",\n  \"bypassed\": " << t.bypassed
       << ",\n  \"sealed\": " << t.sealed << ",\n  \"opened\": " << t.opened
+      << ",\n  \"fragmented\": " << t.fragmented << ",\n  \"fragments_out\": " << t.fragments_out
+      << ",\n  \"reassembled\": " << t.reassembled << ",\n  \"fragments_in\": " << t.fragments_in
       << ",\n  \"drops_total\": " << t.drops_total << ",\n  \"drops\": {";
     for (std::size_t r = 0; r < drop_reason_count; ++r) {
         o << (r ? ", " : "") << "\"" << drop_table[r].label << "\": " << t.drops[r];
@@ -109,10 +115,20 @@ std::string summary(const totals& t)
             o << line;
         }
     }
+    if (t.fragmented + t.reassembled != 0) {
+        o << "  fragmented " << t.fragmented << " ESP packets into " << t.fragments_out << " fragments; reassembled "
+          << t.reassembled << " ESP packets from " << t.fragments_in << " fragments\n";
+    }
     const uint64_t accounted = t.tx_pkts + t.drops_total;
-    o << "  every packet accounted for: " << (accounted == t.rx_pkts ? "yes" : "NO") << " (" << accounted
-      << " of " << t.rx_pkts << ")\n";
+    const uint64_t expected = expected_out(t);
+    o << "  every packet accounted for: " << (accounted == expected ? "yes" : "NO") << " (" << accounted << " of "
+      << expected << ")\n";
     return o.str();
+}
+
+uint64_t expected_out(const totals& t)
+{
+    return t.rx_pkts + (t.fragments_out - t.fragmented) - (t.fragments_in - t.reassembled);
 }
 
 } // namespace msecgw::stats

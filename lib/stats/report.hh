@@ -31,6 +31,7 @@ struct totals {
     std::vector<port_totals> ports;
     std::vector<std::pair<unsigned, dataplane::lcore_stats>> lcores; ///< (lcore id, copy)
     uint64_t rx_pkts = 0, tx_pkts = 0, bypassed = 0, sealed = 0, opened = 0;
+    uint64_t fragmented = 0, fragments_out = 0, reassembled = 0, fragments_in = 0;
     std::array<uint64_t, drop_reason_count> drops{};
     uint64_t drops_total = 0;
     double seconds = 0;
@@ -44,5 +45,9 @@ totals collect(const std::vector<port::port_state>& ports,
 std::string to_json(const totals& t);
 /// Human summary: packets in/out per port, forwarded, and every non-zero drop reason.
 std::string summary(const totals& t);
+
+/// Packets the gateway must account for: received, plus the extra packets fragmentation made,
+/// minus those reassembly merged. Equals tx + drops once nothing is held.
+uint64_t expected_out(const totals& t);
 
 } // namespace msecgw::stats

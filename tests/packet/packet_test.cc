@@ -626,7 +626,7 @@ void flip_every_byte(const bytes& base, ipv4_csum c, size_t& accepted, size_t& d
                 ++dropped;
                 continue;
             }
-            static_assert(sizeof(pkt_meta) == 16, "pkt_meta has no padding to compare");
+            static_assert(sizeof(pkt_meta) == 18, "pkt_meta has no padding to compare");
             ASSERT_EQ(std::memcmp(&a.m, &b.m, sizeof(pkt_meta)), 0) << i << "=" << v;
             ASSERT_NO_FATAL_FAILURE(check_invariants(f, a)) << i << "=" << v;
             ++accepted;
