@@ -91,8 +91,15 @@ struct sa_cfg {
     uint32_t replay_window = 1024;   ///< packets; 0 = off
     sa_lifetime soft;                ///< past any limit: counted and logged (time to rekey)
     sa_lifetime hard;                ///< past any limit: the SA stops (sa_expired)
+    /// RFC 6054 Sender-ID of an outbound SA: the IV's top `sender_id_bits` bits carry `sender_id`
+    /// (< 2^sender_id_bits). 0 bits = no Sender-ID; inbound SAs always have 0/0.
+    uint32_t sender_id = 0;
+    uint8_t sender_id_bits = 0;      ///< 0..max_sender_id_bits
     int line = 0;
 };
+
+/// Widest Sender-ID (RFC 6054 uses 8, 12 or 16 bits); the IV keeps 6 lane bits and a 32-bit counter below it.
+inline constexpr uint8_t max_sender_id_bits = 16;
 
 struct policy_cfg {
     direction dir = direction::out;

@@ -142,9 +142,49 @@ result<void> parse_sa_lifetime(const at& a, sa_cfg& s)
     return {};
 }
 
+/// sender_id_bits (0..16) and sender_id (< 2^sender_id_bits): outbound SAs only, the id needs its width.
+result<void> parse_sa_sender_id(const at& a, sa_cfg& s)
+{
+    for (const char* k : {"sender_id_bits", "sender_id"}) {
+        if (a.node[k] && s.dir == direction::in) {
+            return a.child(a.node[k], k).fail(errc::config_bad_value, "only outbound SAs (dir: out) have a "
+                                                                      "Sender-ID: it is the sender's part of the IV");
+        }
+    }
+    if (a.node["sender_id_bits"]) {
+        auto bits = integer(a.child(a.node["sender_id_bits"], "sender_id_bits"), 0, max_sender_id_bits);
+        if (!bits) {
+            return bits.err();
+        }
+        s.sender_id_bits = static_cast<uint8_t>(*bits);
+    }
+    if (!a.node["sender_id"]) {
+        return {};
+    }
+    if (!a.node["sender_id_bits"]) {
+        return a.fail(errc::config_missing_key, "missing key 'sender_id_bits' (sender_id needs its width in the IV)");
+    }
+    const at id_at = a.child(a.node["sender_id"], "sender_id");
+    auto id = integer(id_at, 0, (uint64_t{1} << max_sender_id_bits) - 1);
+    if (!id) {
+        return id.err();
+    }
+    const uint64_t ids = uint64_t{1} << s.sender_id_bits;
+    if (*id >= ids) {
+        const char* const none = s.sender_id_bits == 0 ? " (0 bits = no Sender-ID)" : "";
+        return id_at.fail(errc::config_bad_value, "expected 0.." + std::to_string(ids - 1) +
+                                                      " to fit in sender_id_bits " + std::to_string(s.sender_id_bits) +
+                                                      none + ", got " + id_at.node.Scalar());
+    }
+    s.sender_id = static_cast<uint32_t>(*id);
+    return {};
+}
+
 result<sa_cfg> parse_sa(const at& a)
 {
-    if (auto r = only_keys(a, {"name", "dir", "spi", "aead", "key", "dst", "src", "replay_window", "lifetime"}); !r) {
+    if (auto r = only_keys(a, {"name", "dir", "spi", "aead", "key", "dst", "src", "replay_window", "lifetime",
+                               "sender_id", "sender_id_bits"});
+        !r) {
         return r.err();
     }
     if (auto r = require(a, {"name", "dir", "spi", "aead", "key"}); !r) {
@@ -168,6 +208,9 @@ result<sa_cfg> parse_sa(const at& a)
         if (auto r = parse_sa_lifetime(a.child(a.node["lifetime"], "lifetime"), s); !r) {
             return r.err();
         }
+    }
+    if (auto r = parse_sa_sender_id(a, s); !r) {
+        return r.err();
     }
     return s;
 }

@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <optional>
+#include <system_error>
 
 namespace msecgw::control {
 
@@ -18,15 +20,17 @@ bool same_sa(const config::sa_cfg& a, const config::sa_cfg& b)
 {
     const auto& ka = a.key.bytes();
     const auto& kb = b.key.bytes();
+    // The Sender-ID is part of the IV layout: another one is another IV space, so another SA object.
     return a.spi == b.spi && a.dir == b.dir && a.aead == b.aead && a.replay_window == b.replay_window &&
-           a.dst == b.dst && a.src == b.src && ka.size() == kb.size() &&
-           CRYPTO_memcmp(ka.data(), kb.data(), ka.size()) == 0;
+           a.dst == b.dst && a.src == b.src && a.sender_id == b.sender_id && a.sender_id_bits == b.sender_id_bits &&
+           ka.size() == kb.size() && CRYPTO_memcmp(ka.data(), kb.data(), ka.size()) == 0;
 }
 
-/// The IV counters belong to the key, not to the SA's name or SPI: renaming an SA or moving a
-/// key to another SPI must continue its counters (invariant 1). The id is a domain-separated
-/// SHA-256 of the keying material, truncated: it identifies the key without revealing it.
-std::string store_id(const config::sa_cfg& c)
+/// "key-<fingerprint>": the IV counters belong to the key, not to the SA's name or SPI: renaming
+/// an SA or moving a key to another SPI must continue its counters (invariant 1). The fingerprint
+/// is a domain-separated SHA-256 of the keying material, truncated: it identifies the key without
+/// revealing it.
+std::string key_id(const config::sa_cfg& c)
 {
     static constexpr char label[] = "msecgw IV store v1";
     std::vector<uint8_t> in(label, label + sizeof label - 1);
@@ -41,6 +45,67 @@ std::string store_id(const config::sa_cfg& c)
         id += b;
     }
     return id;
+}
+
+/// Suffix of a store id for an IV layout: none without a Sender-ID (the name stores had before
+/// Sender-IDs existed, so their counters go on), "-sid<bits>-<sender_id>" with one.
+std::string layout_suffix(uint8_t bits, uint32_t sender_id)
+{
+    return bits == 0 ? std::string() : "-sid" + std::to_string(bits) + "-" + std::to_string(sender_id);
+}
+
+/// Counters belong to (key, Sender-ID): IVs of two Sender-IDs of one width differ in their top
+/// bits, so each Sender-ID has its own counters from 0 (store id "key-<fingerprint>-sid8-5").
+std::string store_id(const config::sa_cfg& c)
+{
+    return key_id(c) + layout_suffix(c.sender_id_bits, c.sender_id);
+}
+
+/// Sender-ID width in a store file name "iv-<key_id><layout_suffix>.store" of key `key`, or -1
+/// when the file is not such a store.
+int stored_width(const std::string& file, const std::string& key)
+{
+    const std::string head = "iv-" + key, tail = ".store";
+    if (file.size() < head.size() + tail.size() || file.compare(0, head.size(), head) != 0 ||
+        file.compare(file.size() - tail.size(), tail.size(), tail) != 0) {
+        return -1;
+    }
+    const std::string layout = file.substr(head.size(), file.size() - head.size() - tail.size());
+    if (layout.empty()) {
+        return 0;
+    }
+    unsigned bits = 0, id = 0;
+    char end = 0;
+    const bool ok = std::sscanf(layout.c_str(), "-sid%u-%u%c", &bits, &id, &end) == 2 &&
+                    layout == layout_suffix(static_cast<uint8_t>(bits), id);
+    return ok ? static_cast<int>(bits) : -1;
+}
+
+/// Two layouts of different Sender-ID widths can map to one IV (with 0 bits, lane 1 is IV
+/// 1 << 58; with 8 bits that is Sender-ID 4, lane 0): a key whose counters were kept under
+/// one width must not be used with another. Names the store in the way, if any.
+result<void> check_width(const std::string& state_dir, const config::sa_cfg& c)
+{
+    std::error_code ec;
+    std::filesystem::directory_iterator it(state_dir, ec), end;
+    if (ec == std::errc::no_such_file_or_directory) {
+        return {}; // created by the store's open: it holds no counters yet
+    }
+    const std::string key = key_id(c);
+    for (; !ec && it != end; it.increment(ec)) {
+        const std::string file = it->path().filename().string();
+        const int bits = stored_width(file, key);
+        if (bits >= 0 && bits != c.sender_id_bits) {
+            return error{errc::config_bad_value,
+                         "SA " + c.name + ": its key already has IV counters for Sender-ID width " +
+                             std::to_string(bits) + " (" + state_dir + "/" + file + "), this SA has width " +
+                             std::to_string(c.sender_id_bits) + ": IVs of the two layouts can coincide; use a new key"};
+        }
+    }
+    if (ec) {
+        return error{errc::io, "SA " + c.name + ": " + state_dir + ": cannot list IV stores: " + ec.message()};
+    }
+    return {};
 }
 
 result<std::vector<uint32_t>> rule_sas(const policy::table& t, const std::map<std::string, uint32_t>& index)
@@ -124,7 +189,7 @@ result<std::shared_ptr<sa::out_sa>> sa_manager::out_sa_for(const config::sa_cfg&
         _out.erase(it);
         return sa;
     }
-    auto sa = sa::make_out_sa(c, *_engine, _next_uid++);
+    auto sa = sa::make_out_sa(c, *_engine, _next_uid++, c.sender_id, c.sender_id_bits);
     if (!sa) {
         return sa.err();
     }
@@ -137,6 +202,9 @@ result<std::shared_ptr<sa::out_sa>> sa_manager::out_sa_for(const config::sa_cfg&
         }
     }
     if (!counters) {
+        if (auto r = check_width(_state_dir, c); !r) {
+            return r.err();
+        }
         auto st = store::iv_store::open(_state_dir, id, sa::max_workers, (*sa)->counter_limit());
         if (!st) {
             return error{st.err().code, "SA " + c.name + ": IV counter store: " + st.err().detail};

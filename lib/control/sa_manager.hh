@@ -32,9 +32,12 @@ public:
     sa_manager(const sa_manager&) = delete;
     sa_manager& operator=(const sa_manager&) = delete;
 
-    /// Builds a snapshot for `cfg` (SAs with unchanged name, SPI, algorithm and key are kept
-    /// with their counters), reserves IV blocks for new outbound SAs, publishes it and retires
-    /// the previous one after an RCU grace period. On error nothing changes.
+    /// Builds a snapshot for `cfg` (SAs with unchanged name, SPI, algorithm, key and Sender-ID
+    /// are kept with their counters), reserves IV blocks for new outbound SAs, publishes it and
+    /// retires the previous one after an RCU grace period. On error nothing changes.
+    /// IV counters are stored per (key, Sender-ID) in state_dir (iv-key-<fingerprint>.store, or
+    /// iv-key-<fingerprint>-sid<bits>-<id>.store with a Sender-ID); a key whose counters are
+    /// stored under another Sender-ID width is refused (the two IV layouts can overlap).
     result<void> apply(const config::gateway_cfg& cfg);
 
     /// Refills every lane whose pending IV block was taken; marks exhausted lanes and stops SAs

@@ -28,7 +28,7 @@ in_sa::~in_sa()
 result<std::shared_ptr<out_sa>> make_out_sa(const config::sa_cfg& c, const crypto::engine& e, uint32_t uid,
                                             uint32_t sender_id, uint8_t sender_id_bits)
 {
-    if (sender_id_bits > 16 || (sender_id_bits < 32 && sender_id >= (uint32_t{1} << sender_id_bits))) {
+    if (sender_id_bits > config::max_sender_id_bits || sender_id >= (uint32_t{1} << sender_id_bits)) {
         return error{errc::config_bad_value, "SA " + c.name + ": Sender-ID does not fit its bits"};
     }
     auto sa = std::make_shared<out_sa>();

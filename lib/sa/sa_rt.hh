@@ -17,6 +17,8 @@ namespace msecgw::sa {
 
 inline constexpr uint16_t max_workers = 64; ///< lanes per SA; the IV reserves 6 bits for them
 inline constexpr uint8_t lane_bits = 6;
+static_assert(config::max_sender_id_bits + lane_bits + 32 <= 64,
+              "Sender-ID and lane fields must leave the 32-bit counter (seq = ctr + 1) below them");
 
 /// Outbound (SA, worker) state. IV = [Sender-ID][lane][counter]; seq = counter + 1, so the
 /// counter stays below 2^32 - 1 and the sequence number never cycles (RFC 4303 §3.3.3).
@@ -66,8 +68,9 @@ struct in_sa {
 };
 
 /// Builds runtime SAs from configuration (key expansion on the control engine `e`).
-/// `sender_id`/`sender_id_bits` place the GCKS-assigned Sender-ID in the IV (RFC 6054);
-/// manual SAs use 0/0.
+/// `sender_id`/`sender_id_bits` place the Sender-ID in the IV's top bits (RFC 6054): the
+/// configured `sender_id`/`sender_id_bits` of a manual SA, or the GCKS-assigned one; 0/0 = none.
+/// A width above config::max_sender_id_bits or an id that does not fit is config_bad_value.
 result<std::shared_ptr<out_sa>> make_out_sa(const config::sa_cfg& c, const crypto::engine& e, uint32_t uid,
                                             uint32_t sender_id = 0, uint8_t sender_id_bits = 0);
 result<std::shared_ptr<in_sa>> make_in_sa(const config::sa_cfg& c, const crypto::engine& e, uint32_t uid);

@@ -34,6 +34,13 @@ std::string one_sa(const std::string& dir = "out")
            "\"}\n";
 }
 
+/// One SA `a` in block style: "sas:" on line 5, the SA from line 6 to its key on line 10.
+std::string block_sa(const std::string& dir)
+{
+    return std::string("sas:\n  - name: a\n    dir: ") + dir + "\n    spi: 0x1001\n    aead: aes-128-gcm\n" +
+           "    key: \"" + key128 + "\"\n";
+}
+
 /// Key material must never reach a message: neither the key part nor the salt of our test keys.
 void expect_no_key_material(const std::string& detail)
 {
@@ -545,8 +552,7 @@ TEST(config, clear_and_protected_ports_pair_one_to_one)
 
 TEST(config, sa_lifetimes)
 {
-    const std::string sa = std::string("sas:\n  - name: a\n    dir: out\n    spi: 0x1001\n    aead: aes-128-gcm\n"
-                                       "    key: \"") + key128 + "\"\n";
+    const std::string sa = block_sa("out");
     auto r = load_string(base(sa + "    lifetime: {soft_packets: 900, hard_packets: 1000, hard_seconds: 3600}\n"),
                          "c.yaml");
     ASSERT_TRUE(r.ok()) << r.err().detail;
@@ -560,4 +566,70 @@ TEST(config, sa_lifetimes)
                  "sas[0].lifetime.hard_packets");
     expect_error(base(sa + "    lifetime: {hard_pkts: 5}\n"), errc::config_unknown_key, 11,
                  "sas[0].lifetime.hard_pkts");
+}
+
+TEST(config, sender_id)
+{
+    const std::string sa = block_sa("out");
+    const sa_cfg none = load_ok(base(sa)).sas.at(0);
+    EXPECT_EQ(none.sender_id, 0u);
+    EXPECT_EQ(none.sender_id_bits, 0u);
+    const sa_cfg s = load_ok(base(sa + "    sender_id_bits: 12\n    sender_id: 0xabc\n")).sas.at(0);
+    EXPECT_EQ(s.sender_id, 0xabcu);
+    EXPECT_EQ(s.sender_id_bits, 12u);
+    const sa_cfg top = load_ok(base(sa + "    sender_id: 65535\n    sender_id_bits: 16\n")).sas.at(0);
+    EXPECT_EQ(top.sender_id, 65535u);
+    EXPECT_EQ(top.sender_id_bits, 16u);
+    const sa_cfg width_only = load_ok(base(sa + "    sender_id_bits: 8\n")).sas.at(0); // id 0 of 8 bits
+    EXPECT_EQ(width_only.sender_id, 0u);
+    EXPECT_EQ(width_only.sender_id_bits, 8u);
+    const sa_cfg zero = load_ok(base(sa + "    sender_id_bits: 0\n    sender_id: 0\n")).sas.at(0);
+    EXPECT_EQ(zero.sender_id_bits, 0u);
+    const sa_cfg flow = load_ok(base("sas:\n  - {name: a, dir: out, spi: 0x1001, aead: aes-128-gcm, key: \"" +
+                                     std::string(key128) + "\", sender_id: 7, sender_id_bits: 8}\n"))
+                            .sas.at(0);
+    EXPECT_EQ(flow.sender_id, 7u);
+    EXPECT_EQ(flow.sender_id_bits, 8u);
+}
+
+TEST(config, sender_id_errors)
+{
+    struct bad {
+        std::string sa_dir, extra; // after the SA's key (line 10): lines 11, 12
+        errc code;
+        int line;
+        std::string key, word;
+    };
+    const bad cases[] = {
+        // The width: 0..16.
+        {"out", "sender_id_bits: 17", errc::config_bad_value, 11, "sas[0].sender_id_bits", "0..16"},
+        {"out", "sender_id_bits: -1", errc::config_bad_value, 11, "sas[0].sender_id_bits", "integer"},
+        {"out", "sender_id_bits: eight", errc::config_bad_value, 11, "sas[0].sender_id_bits", "got 'eight'"},
+        {"out", "sender_id_bits:", errc::config_bad_value, 11, "sas[0].sender_id_bits", "empty value"},
+        // The id: an integer that fits the width.
+        {"out", "sender_id_bits: 8\n    sender_id: 256", errc::config_bad_value, 12, "sas[0].sender_id",
+         "expected 0..255 to fit in sender_id_bits 8, got 256"},
+        {"out", "sender_id: 0x1000\n    sender_id_bits: 12", errc::config_bad_value, 11, "sas[0].sender_id",
+         "got 0x1000"},
+        {"out", "sender_id_bits: 0\n    sender_id: 1", errc::config_bad_value, 12, "sas[0].sender_id",
+         "0 bits = no Sender-ID"},
+        {"out", "sender_id_bits: 16\n    sender_id: 65536", errc::config_bad_value, 12, "sas[0].sender_id", "0..65535"},
+        {"out", "sender_id_bits: 8\n    sender_id: -3", errc::config_bad_value, 12, "sas[0].sender_id", "integer"},
+        {"out", "sender_id_bits: 8\n    sender_id: [1]", errc::config_bad_value, 12, "sas[0].sender_id", "scalar"},
+        // An id needs its width (the SA's mapping starts on line 6); a key given twice is a duplicate.
+        {"out", "sender_id: 3", errc::config_missing_key, 6, "sas[0]", "missing key 'sender_id_bits'"},
+        {"out", "sender_id_bits: 8\n    sender_id_bits: 12", errc::config_duplicate, 12, "sas[0].sender_id_bits",
+         "twice"},
+        // Only outbound SAs send, so only they have a Sender-ID.
+        {"in", "sender_id_bits: 8", errc::config_bad_value, 11, "sas[0].sender_id_bits",
+         "only outbound SAs (dir: out)"},
+        {"in", "sender_id: 1", errc::config_bad_value, 11, "sas[0].sender_id", "dir: out"},
+        {"in", "sender_id_bits: 0", errc::config_bad_value, 11, "sas[0].sender_id_bits", "Sender-ID"},
+        // Both keys are listed among an SA's keys.
+        {"out", "sender: 1", errc::config_unknown_key, 11, "sas[0].sender", "sender_id, sender_id_bits"},
+    };
+    for (const bad& c : cases) {
+        SCOPED_TRACE(c.extra);
+        expect_error(base(block_sa(c.sa_dir) + "    " + c.extra + "\n"), c.code, c.line, c.key, c.word);
+    }
 }
