@@ -2,7 +2,7 @@
 /// Everything workers read that the control plane may change: policies and SAs, as one immutable
 /// snapshot published through RCU (DESIGN.md invariant 3). The control core builds a new
 /// snapshot, swaps the pointer, waits for a QSBR grace period and only then frees the old one;
-/// SA objects shared by both snapshots (same name, SPI and key) keep their lanes and counters.
+/// SA objects shared by both snapshots (same name, SPI, key and Sender-ID) keep their lanes and counters.
 
 #include <cstdint>
 #include <memory>
