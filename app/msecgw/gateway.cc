@@ -22,8 +22,6 @@ constexpr unsigned descs_per_queue = 2 * 2048; ///< rx + tx ring upper bound per
 constexpr unsigned l2_max = 18;                 ///< Ethernet + one 802.1Q tag
 constexpr unsigned esp_room = 128;
 constexpr uint32_t replay_windows_per_lcore = 4096; ///< (SA, source) pairs one worker tracks
-constexpr uint32_t reasm_datagrams_per_lcore = 1024; ///< ESP datagrams one worker reassembles at once
-constexpr uint64_t reasm_timeout_ms = 2000;          ///< an incomplete datagram is dropped after this
 
 /// Largest replay window any inbound SA asks for (at least the default), fixed at start.
 uint32_t max_replay_window(const config::gateway_cfg& cfg)
@@ -131,8 +129,8 @@ result<void> gateway::start_workers()
         _engines.push_back(std::make_unique<crypto::engine>(std::move(e.value())));
         _replay.push_back(std::make_unique<replay::replay_table>(replay_windows_per_lcore, max_replay_window(_cfg),
                                                                  static_cast<uint32_t>(lc->lcore_id)));
-        _reasm.push_back(std::make_unique<frag::reasm_table>(reasm_datagrams_per_lcore,
-                                                             rte_get_tsc_hz() / 1000 * reasm_timeout_ms));
+        _reasm.push_back(std::make_unique<frag::reasm_table>(_cfg.reassembly.max_datagrams,
+                                                             rte_get_tsc_hz() / 1000 * _cfg.reassembly.timeout_ms));
         lc->engine = _engines.back().get();
         lc->replay = _replay.back().get();
         lc->reasm = _reasm.back().get();
@@ -147,6 +145,10 @@ result<void> gateway::reload(config::gateway_cfg cfg)
 {
     if (cfg.ports.size() != _cfg.ports.size()) {
         return error{errc::unsupported, cfg.file + ": ports cannot change while running"};
+    }
+    if (cfg.reassembly.timeout_ms != _cfg.reassembly.timeout_ms ||
+        cfg.reassembly.max_datagrams != _cfg.reassembly.max_datagrams) {
+        return error{errc::unsupported, cfg.file + ": reassembly settings change only with a restart"};
     }
     if (max_replay_window(cfg) > _replay.front()->max_window_size()) {
         return error{errc::unsupported, cfg.file + ": a replay_window larger than at start needs a restart"};

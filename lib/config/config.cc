@@ -197,10 +197,37 @@ namespace msecgw::config {
 
 namespace {
 
+result<void> parse_reassembly(const detail::at& a, reassembly_cfg& r)
+{
+    if (auto k = detail::only_keys(a, {"timeout_ms", "max_datagrams"}); !k) {
+        return k.err();
+    }
+    if (a.node["timeout_ms"]) {
+        auto v = detail::integer(a.child(a.node["timeout_ms"], "timeout_ms"), 10, 60000);
+        if (!v) {
+            return v.err();
+        }
+        r.timeout_ms = static_cast<uint32_t>(*v);
+    }
+    if (a.node["max_datagrams"]) {
+        auto v = detail::integer(a.child(a.node["max_datagrams"], "max_datagrams"), 4, 1u << 20);
+        if (!v) {
+            return v.err();
+        }
+        r.max_datagrams = static_cast<uint32_t>(*v);
+    }
+    return {};
+}
+
 result<void> parse_root(const detail::at& root, gateway_cfg& cfg)
 {
-    if (auto r = detail::only_keys(root, {"state_dir", "drivers_cfg", "ports", "sas", "policies"}); !r) {
+    if (auto r = detail::only_keys(root, {"state_dir", "drivers_cfg", "ports", "sas", "policies", "reassembly"}); !r) {
         return r.err();
+    }
+    if (root.node["reassembly"]) {
+        if (auto r = parse_reassembly(root.child(root.node["reassembly"], "reassembly"), cfg.reassembly); !r) {
+            return r;
+        }
     }
     for (const char* k : {"state_dir", "drivers_cfg"}) {
         if (root.node[k]) {

@@ -117,6 +117,12 @@ struct policy_cfg {
     bool applies_to(ip_family f) const;
 };
 
+/// Inbound reassembly of ESP fragments, per worker lcore.
+struct reassembly_cfg {
+    uint32_t timeout_ms = 2000;      ///< an incomplete datagram is dropped (frag_timeout) after this
+    uint32_t max_datagrams = 1024;   ///< datagrams one worker reassembles at once
+};
+
 struct gateway_cfg {
     std::string file;                ///< where it was loaded from (for messages)
     std::string state_dir = "/var/lib/msecgw";
@@ -124,6 +130,7 @@ struct gateway_cfg {
     std::vector<port_cfg> ports;
     std::vector<sa_cfg> sas;
     std::vector<policy_cfg> policies; ///< in file order: first match wins per direction
+    reassembly_cfg reassembly;
 
     const sa_cfg* find_sa(std::string_view name) const;
 };

@@ -633,3 +633,19 @@ TEST(config, sender_id_errors)
         expect_error(base(block_sa(c.sa_dir) + "    " + c.extra + "\n"), c.code, c.line, c.key, c.word);
     }
 }
+
+TEST(config, reassembly)
+{
+    auto d = load_string(base(), "c.yaml");
+    ASSERT_TRUE(d.ok()) << d.err().detail;
+    EXPECT_EQ(d->reassembly.timeout_ms, 2000u);
+    EXPECT_EQ(d->reassembly.max_datagrams, 1024u);
+    auto r = load_string(base("reassembly: {timeout_ms: 500, max_datagrams: 4096}\n"), "c.yaml");
+    ASSERT_TRUE(r.ok()) << r.err().detail;
+    EXPECT_EQ(r->reassembly.timeout_ms, 500u);
+    EXPECT_EQ(r->reassembly.max_datagrams, 4096u);
+    expect_error(base("reassembly: {timeout_ms: 5}\n"), errc::config_bad_value, 5, "reassembly.timeout_ms");
+    expect_error(base("reassembly: {max_datagrams: 0}\n"), errc::config_bad_value, 5, "reassembly.max_datagrams");
+    expect_error(base("reassembly: {timeout: 5}\n"), errc::config_unknown_key, 5, "reassembly.timeout");
+    expect_error(base("reassembly: 5\n"), errc::config_bad_value, 5, "reassembly");
+}
