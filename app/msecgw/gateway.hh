@@ -42,6 +42,8 @@ public:
     /// Writes Wireshark esp_sa lines for every SA to `path` (mode 0600).
     result<void> write_keylog(const std::string& path) const;
 
+    /// The SAs and policies workers use now (control core only: a reload replaces it).
+    const dataplane::dp_state& snapshot() const { return _sas->current(); }
     const std::vector<port::port_state>& ports() const { return _ports; }
     std::size_t worker_count() const { return _workers.size(); }
 

@@ -1,17 +1,22 @@
 // msecgw: DPDK multicast security gateway. Main lcore = control plane; every other lcore = worker.
 #include <rte_eal.h>
 #include <rte_errno.h>
+#include <rte_version.h>
 
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <thread>
 
 #include "config/config.hh"
 #include "default_config.hh"
 #include "gateway.hh"
+#include "metrics/metrics.hh"
+#include "msecgw_build_config.hh"
 #include "options.hh"
 
 namespace {
@@ -82,24 +87,51 @@ void reload(const msecgw::app::options& opts, msecgw::app::gateway& gw)
     }
 }
 
+/// --metrics: the exporter, started after the EAL (its threads inherit the control lcore's CPU).
+msecgw::result<std::unique_ptr<msecgw::metrics::exporter>> start_metrics(const std::optional<msecgw::metrics::endpoint>& ep)
+{
+    if (!ep) {
+        return std::unique_ptr<msecgw::metrics::exporter>();
+    }
+    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    auto e = msecgw::metrics::exporter::start(*ep, {MSECGW_VERSION, rte_version(), now});
+    if (e) {
+        std::fprintf(stderr, "msecgw: metrics on http://%s/metrics\n", ep->to_string().c_str());
+    }
+    return e;
+}
+
 /// Runs until the duration elapses or a signal arrives; the control plane lives here.
-void control_loop(const msecgw::app::options& opts, msecgw::app::gateway& gw)
+void control_loop(const msecgw::app::options& opts, msecgw::app::gateway& gw, msecgw::metrics::exporter* exp)
 {
     using clock = std::chrono::steady_clock;
-    const auto end = clock::now() + std::chrono::duration<double>(opts.duration);
+    const auto t0 = clock::now();
+    const auto end = t0 + std::chrono::duration<double>(opts.duration);
+    const std::function<msecgw::metrics::sample()> take = [&] {
+        const double secs = std::chrono::duration<double>(clock::now() - t0).count();
+        return msecgw::metrics::sample{gw.collect(secs), msecgw::metrics::sa_samples(gw.snapshot())};
+    };
     while (g_signal == 0 && (opts.duration <= 0 || clock::now() < end)) {
         gw.tick();
         if (g_reload != 0) {
             g_reload = 0;
             reload(opts, gw);
         }
+        if (exp != nullptr) {
+            exp->serve(take);
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
 }
 
-int run(const msecgw::app::options& opts, msecgw::config::gateway_cfg cfg)
+int run(const msecgw::app::options& opts, msecgw::config::gateway_cfg cfg,
+        const std::optional<msecgw::metrics::endpoint>& metrics_ep)
 {
     using clock = std::chrono::steady_clock;
+    auto exp = start_metrics(metrics_ep);
+    if (!exp) {
+        return fail(exp.err().detail, 2);
+    }
     auto gw = msecgw::app::gateway::create(std::move(cfg));
     if (!gw) {
         return fail(gw.err().detail);
@@ -116,7 +148,8 @@ int run(const msecgw::app::options& opts, msecgw::config::gateway_cfg cfg)
     if (auto r = (*gw)->launch(); !r) {
         return fail(r.err().detail);
     }
-    control_loop(opts, **gw);
+    control_loop(opts, **gw, exp->get());
+    exp->reset(); // scrapes end with the control loop
     (*gw)->stop_and_wait();
     const double secs = std::chrono::duration<double>(clock::now() - t0).count();
     const auto totals = (*gw)->collect(secs);
@@ -147,13 +180,20 @@ int main(int argc, char** argv)
     if (!cfg) {
         return fail(cfg.err().detail, 2);
     }
+    // --metrics errors too: no port, port out of range, address in use.
+    std::optional<msecgw::metrics::endpoint> metrics_ep;
     if (!opts->metrics.empty()) {
-        return fail("--metrics: not available in this build", 2);
+        auto ep = msecgw::metrics::parse_endpoint(opts->metrics);
+        auto r = ep ? msecgw::metrics::check_bindable(*ep) : msecgw::result<void>(ep.err());
+        if (!r) {
+            return fail(r.err().detail, 2);
+        }
+        metrics_ep = *ep;
     }
     if (rte_eal_init(sep, argv) < 0) {
         return fail(std::string("EAL init failed: ") + rte_strerror(rte_errno));
     }
-    const int rc = run(*opts, std::move(cfg.value()));
+    const int rc = run(*opts, std::move(cfg.value()), metrics_ep);
     rte_eal_cleanup();
     return rc;
 }

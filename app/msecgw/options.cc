@@ -14,7 +14,8 @@ const char* usage()
            "  --keylog FILE       write Wireshark esp_sa lines for every SA (contains keys!)\n"
            "  --duration SECONDS  run this long, drain, and exit 0 (default: until SIGINT/SIGTERM)\n"
            "  --stats-json FILE   write run totals (packets, bytes, drops by reason) at exit\n"
-           "  --metrics ADDR:PORT serve Prometheus metrics\n";
+           "  --metrics ADDR:PORT serve Prometheus metrics on http://ADDR:PORT/metrics\n"
+           "                      (ADDR: IPv4 address, localhost, or empty for all addresses)\n";
 }
 
 namespace {

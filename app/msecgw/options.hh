@@ -12,7 +12,7 @@ struct options {
     std::string keylog;      ///< Wireshark esp_sa file to write (only when asked)
     double duration = 0;     ///< seconds; 0 = until SIGINT/SIGTERM
     std::string stats_json;  ///< where to write run totals at exit
-    std::string metrics;     ///< ADDR:PORT for Prometheus (later)
+    std::string metrics;     ///< ADDR:PORT to serve Prometheus metrics on; empty = off
     bool help = false;
 };
 

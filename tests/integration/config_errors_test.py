@@ -6,6 +6,7 @@ expected 1-based line number is computed from the text, not hard-coded.
 """
 import os
 import re
+import socket
 import unittest
 
 from gwharness import GatewayTestCase, sa_key_hex, unique_prefix
@@ -210,6 +211,33 @@ class ConfigErrorTest(GatewayTestCase):
             with self.subTest(args):
                 line = self.assertOneLineError(self.run_msecgw(args))
                 self.assertIn(text, line)
+
+    def test_bad_metrics_address(self):
+        """--metrics ADDR:PORT: no port, a port out of range, a bad or IPv6 address, an address
+        in use: one line naming --metrics, before the EAL starts."""
+        cfg = self.write_config(f"{PORTS}")
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        in_use = f"127.0.0.1:{busy.getsockname()[1]}"
+        cases = [
+            ("127.0.0.1", "no port"),
+            ("127.0.0.1:", "no port"),
+            ("127.0.0.1:0", "port out of range"),
+            ("127.0.0.1:65536", "port out of range"),
+            ("127.0.0.1:http", "port is not a number"),
+            ("gateway.example:9464", "not an IPv4 address"),
+            ("[::1]:9464", "IPv6"),
+            (in_use, "Address already in use"),
+        ]
+        try:
+            for value, text in cases:
+                with self.subTest(value):
+                    line = self.assertOneLineError(self.run_msecgw(["--config", cfg, "--metrics", value]))
+                    self.assertIn("--metrics", line)
+                    self.assertIn(text, line)
+        finally:
+            busy.close()
 
     def test_missing_required_key(self):
         text = f"{PORTS}{SAS}policies:\n  - {{dir: out, dst: 239.0.0.0/8, action: protect}}  {MARK}\n"

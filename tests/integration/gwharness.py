@@ -113,11 +113,9 @@ class GatewayTestCase(unittest.TestCase):
     def run_binary(self, args, timeout=60):
         return subprocess.run([MSECGW_BIN] + args, capture_output=True, text=True, timeout=timeout)
 
-    def run_gateway(self, config_text, clear_rx=(), prot_rx=(), duration=3):
-        """Runs msecgw with port 0 = clear vdev, port 1 = protected vdev, frames fed from pcaps.
-
-        Returns a GatewayRun; asserts exit 0 and a readable --stats-json.
-        """
+    def gateway_args(self, config_text, clear_rx=(), prot_rx=(), duration=3):
+        """The msecgw command line (without the binary) for port 0 = clear vdev, port 1 =
+        protected vdev, frames fed from pcaps written here; --stats-json goes to path("s.json")."""
         cfg = self.write_config(config_text)
         in_pcap, empty_pcap = self.path("in.pcap"), self.path("empty.pcap")
         prot_in = self.path("prot_in.pcap")
@@ -136,12 +134,24 @@ class GatewayTestCase(unittest.TestCase):
                 "--vdev", f"net_pcap0,rx_pcap={in_pcap},tx_pcap={clear_out}",
                 "--vdev", f"net_pcap1,rx_pcap={port1_rx},tx_pcap={prot_out}",
                 "--", "--config", cfg, "--duration", str(duration), "--stats-json", stats_json]
+        return args
+
+    def read_stats(self):
+        """The --stats-json of the last gateway_args() run."""
+        with open(self.path("s.json")) as f:
+            return json.load(f)
+
+    def run_gateway(self, config_text, clear_rx=(), prot_rx=(), duration=3):
+        """Runs msecgw with port 0 = clear vdev, port 1 = protected vdev, frames fed from pcaps.
+
+        Returns a GatewayRun; asserts exit 0 and a readable --stats-json.
+        """
+        args = self.gateway_args(config_text, clear_rx, prot_rx, duration)
         proc = self.run_binary(args, timeout=duration + 60)
-        if proc.returncode != 0 or not os.path.exists(stats_json):
+        if proc.returncode != 0 or not os.path.exists(self.path("s.json")):
             self.fail(f"msecgw failed: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-        with open(stats_json) as f:
-            stats = json.load(f)
-        return GatewayRun(proc, stats, read_pcap(clear_out), read_pcap(prot_out))
+        return GatewayRun(proc, self.read_stats(), read_pcap(self.path("clear_out.pcap")),
+                          read_pcap(self.path("prot_out.pcap")))
 
     # ---- assertions shared by the traffic tests
 

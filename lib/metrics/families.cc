@@ -1,0 +1,170 @@
+#include "families.hh"
+
+#include <cstdio>
+#include <string>
+
+namespace msecgw::metrics {
+
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using labels = std::vector<ClientMetric::Label>;
+
+/// One family under construction (by index: appending other families may move it).
+class family {
+public:
+    family(std::vector<MetricFamily>& out, const char* name, const char* help, MetricType type)
+        : _out(out), _index(out.size())
+    {
+        out.push_back(MetricFamily{name, help, type, {}});
+    }
+    family& add(labels l, double v)
+    {
+        MetricFamily& f = _out[_index];
+        ClientMetric& m = f.metric.emplace_back();
+        m.label = std::move(l);
+        if (f.type == MetricType::Counter) {
+            m.counter.value = v;
+        } else {
+            m.gauge.value = v;
+        }
+        return *this;
+    }
+
+private:
+    std::vector<MetricFamily>& _out;
+    std::size_t _index;
+};
+
+struct port_counter {
+    const char* name;
+    const char* help;
+    uint64_t (*get)(const stats::port_totals&);
+};
+
+constexpr port_counter port_counters[] = {
+    {"msecgw_rx_packets_total", "Packets received on the port by the workers.",
+     [](const stats::port_totals& p) { return p.rx_pkts; }},
+    {"msecgw_rx_bytes_total", "Bytes of the frames received on the port (without FCS).",
+     [](const stats::port_totals& p) { return p.rx_bytes; }},
+    {"msecgw_tx_packets_total", "Packets the port accepted for transmission.",
+     [](const stats::port_totals& p) { return p.tx_pkts; }},
+    {"msecgw_tx_bytes_total", "Bytes of the frames the port accepted for transmission (without FCS).",
+     [](const stats::port_totals& p) { return p.tx_bytes; }},
+    {"msecgw_nic_imissed_total", "Packets the NIC dropped because the rx queues were full (ethdev imissed).",
+     [](const stats::port_totals& p) { return p.nic.imissed; }},
+    {"msecgw_nic_ierrors_total", "Erroneous packets the NIC received (ethdev ierrors).",
+     [](const stats::port_totals& p) { return p.nic.ierrors; }},
+    {"msecgw_nic_oerrors_total", "Packets the NIC failed to transmit (ethdev oerrors).",
+     [](const stats::port_totals& p) { return p.nic.oerrors; }},
+    {"msecgw_nic_rx_nombuf_total", "Receive buffer allocation failures (ethdev rx_nombuf).",
+     [](const stats::port_totals& p) { return p.nic.rx_nombuf; }},
+};
+
+struct lcore_counter {
+    const char* name;
+    const char* help;
+    uint64_t dataplane::lcore_stats::*field;
+};
+
+constexpr lcore_counter lcore_counters[] = {
+    {"msecgw_bypassed_packets_total", "Packets forwarded unchanged by a bypass policy.",
+     &dataplane::lcore_stats::bypassed},
+    {"msecgw_sealed_packets_total", "Clear packets sent out as group ESP.", &dataplane::lcore_stats::sealed},
+    {"msecgw_opened_packets_total", "ESP packets decrypted, checked and forwarded in clear.",
+     &dataplane::lcore_stats::opened},
+    {"msecgw_fragmented_packets_total", "ESP packets fragmented after encryption to fit the protected port MTU.",
+     &dataplane::lcore_stats::fragmented},
+    {"msecgw_fragments_out_total", "Outer fragments those ESP packets became.",
+     &dataplane::lcore_stats::fragments_out},
+    {"msecgw_reassembled_packets_total", "ESP datagrams reassembled from outer fragments before decryption.",
+     &dataplane::lcore_stats::reassembled},
+    {"msecgw_fragments_in_total", "Outer fragments that went into reassembled ESP datagrams.",
+     &dataplane::lcore_stats::fragments_in},
+};
+
+void add_ports(std::vector<MetricFamily>& out, const stats::totals& t)
+{
+    family info(out, "msecgw_port_info", "Configured port: side and DPDK driver (value 1).", MetricType::Gauge);
+    for (const auto& p : t.ports) {
+        info.add({{"port", std::to_string(p.port)}, {"side", p.side}, {"driver", p.driver}}, 1);
+    }
+    for (const auto& c : port_counters) {
+        family f(out, c.name, c.help, MetricType::Counter);
+        for (const auto& p : t.ports) {
+            f.add({{"port", std::to_string(p.port)}, {"side", p.side}}, static_cast<double>(c.get(p)));
+        }
+    }
+}
+
+void add_lcores(std::vector<MetricFamily>& out, const stats::totals& t)
+{
+    family drops(out, "msecgw_drops_total", "Packets dropped, by worker lcore and reason (every reason listed).",
+                 MetricType::Counter);
+    for (const auto& [id, st] : t.lcores) {
+        for (std::size_t r = 0; r < drop_reason_count; ++r) {
+            drops.add({{"lcore", std::to_string(id)}, {"reason", std::string(drop_table[r].label)}},
+                      static_cast<double>(st.drops[r]));
+        }
+    }
+    for (const auto& c : lcore_counters) {
+        family f(out, c.name, c.help, MetricType::Counter);
+        for (const auto& [id, st] : t.lcores) {
+            f.add({{"lcore", std::to_string(id)}}, static_cast<double>(st.*c.field));
+        }
+    }
+    family rx(out, "msecgw_lcore_rx_packets_total", "Packets received by the worker lcore, all ports.",
+              MetricType::Counter);
+    family polls(out, "msecgw_lcore_polls_total",
+                 "Receive polls of the worker lcore: busy (got packets) or idle.", MetricType::Counter);
+    for (const auto& [id, st] : t.lcores) {
+        uint64_t n = 0;
+        for (auto v : st.rx_pkts) {
+            n += v;
+        }
+        const std::string lc = std::to_string(id);
+        rx.add({{"lcore", lc}}, static_cast<double>(n));
+        polls.add({{"lcore", lc}, {"state", "busy"}}, static_cast<double>(st.busy_polls));
+        polls.add({{"lcore", lc}, {"state", "idle"}}, static_cast<double>(st.idle_polls));
+    }
+}
+
+void add_sas(std::vector<MetricFamily>& out, const std::vector<sa_sample>& sas)
+{
+    family pkts(out, "msecgw_sa_packets_total", "Packets sealed (dir out) or opened (dir in) under the SA.",
+                MetricType::Counter);
+    family bytes(out, "msecgw_sa_bytes_total", "Inner (clear) IP bytes of the packets sealed or opened under the SA.",
+                 MetricType::Counter);
+    for (const auto& s : sas) {
+        char spi[11];
+        std::snprintf(spi, sizeof spi, "0x%08x", s.spi);
+        labels l{{"sa", s.name}, {"spi", spi}, {"dir", std::string(config::to_string(s.dir))}};
+        pkts.add(l, static_cast<double>(s.packets));
+        bytes.add(std::move(l), static_cast<double>(s.bytes));
+    }
+}
+
+} // namespace
+
+std::vector<MetricFamily> families(const sample* s, const process_info& info)
+{
+    std::vector<MetricFamily> out;
+    family(out, "msecgw_build_info", "msecgw build: version labels (value 1).", MetricType::Gauge)
+        .add({{"version", info.version}, {"dpdk", info.dpdk_version}}, 1);
+    family(out, "msecgw_start_time_seconds", "Unix time the gateway started.", MetricType::Gauge)
+        .add({}, info.start_time_seconds);
+    family(out, "msecgw_up", "1 when the control core answered this scrape with current counters, else 0.",
+           MetricType::Gauge)
+        .add({}, s != nullptr ? 1 : 0);
+    if (s == nullptr) {
+        return out;
+    }
+    add_ports(out, s->totals);
+    add_lcores(out, s->totals);
+    add_sas(out, s->sas);
+    return out;
+}
+
+} // namespace msecgw::metrics
