@@ -1,5 +1,7 @@
 #include "packet.hh"
 
+#include <cstring>
+
 namespace msecgw::packet {
 
 namespace {
@@ -223,18 +225,39 @@ bool parse_frame(const uint8_t* frame, uint32_t len, ipv4_csum csum, pkt_meta& m
 
 uint16_t ipv4_header_checksum(const uint8_t* hdr, uint32_t len)
 {
+    // RFC 1071 §2(B): the one's complement sum does not depend on byte order, so sum native
+    // (little-endian) 32-bit words and swap once at the end.
     uint64_t sum = 0;
     uint32_t i = 0;
-    for (; i + 1 < len; i += 2) {
-        sum += rd16(hdr + i);
+    if (len == 20) { // the usual header: five loads, no loop
+        uint64_t a, b;
+        uint32_t c;
+        std::memcpy(&a, hdr, 8);
+        std::memcpy(&b, hdr + 8, 8);
+        std::memcpy(&c, hdr + 16, 4);
+        sum = (a & 0xffffffffu) + (a >> 32) + (b & 0xffffffffu) + (b >> 32) + c;
+        i = 20;
+    }
+    for (; i + 4 <= len; i += 4) {
+        uint32_t w;
+        std::memcpy(&w, hdr + i, 4);
+        sum += w;
+    }
+    if (i + 2 <= len) {
+        uint16_t w;
+        std::memcpy(&w, hdr + i, 2);
+        sum += w;
+        i += 2;
     }
     if (i < len) {
-        sum += static_cast<uint64_t>(hdr[i]) << 8; // odd trailing byte, padded with zero
+        sum += hdr[i]; // odd trailing byte, padded with zero: the low byte of a little-endian word
     }
-    while ((sum >> 16) != 0) {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    return static_cast<uint16_t>(~sum & 0xffff);
+    sum = (sum & 0xffffffffu) + (sum >> 32);
+    sum = (sum & 0xffffffffu) + (sum >> 32);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    const auto le = static_cast<uint16_t>(sum);
+    return static_cast<uint16_t>(~static_cast<uint16_t>((le << 8) | (le >> 8)));
 }
 
 } // namespace msecgw::packet

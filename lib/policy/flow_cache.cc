@@ -2,31 +2,42 @@
 
 namespace msecgw::policy {
 
+namespace {
+
+uint64_t load64(const uint8_t* p)
+{
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+}
+
+uint32_t load32(const uint8_t* p)
+{
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+
+} // namespace
+
 flow_cache::key flow_cache::make_key(const packet::pkt_meta& m, const uint8_t* frame)
 {
-    key k{};
+    key k;
     const uint8_t* ip = frame + m.l3_off;
     if (m.family == 4) {
-        std::memcpy(k.src.data(), ip + 12, 4);
-        std::memcpy(k.dst.data(), ip + 16, 4);
+        k.w = {load32(ip + 12) | (uint64_t{load32(ip + 16)} << 32), 0, 0, 0, 0};
     } else {
-        std::memcpy(k.src.data(), ip + 8, 16);
-        std::memcpy(k.dst.data(), ip + 24, 16);
+        k.w = {load64(ip + 8), load64(ip + 16), load64(ip + 24), load64(ip + 32), 0};
     }
-    k.sport = m.sport;
-    k.dport = m.dport;
-    k.vlan = m.vlan;
-    k.proto = m.proto;
-    k.family = m.family;
+    k.w[4] = uint64_t{m.sport} | (uint64_t{m.dport} << 16) | (uint64_t{m.vlan} << 32) | (uint64_t{m.proto} << 48) |
+             (uint64_t{m.family} << 56);
     return k;
 }
 
 uint32_t flow_cache::hash(const key& k)
 {
-    uint64_t w[5];
-    std::memcpy(w, &k, sizeof w);
     uint64_t h = 0;
-    for (uint64_t x : w) {
+    for (uint64_t x : k.w) {
         h = _mm_crc32_u64(h, x);
     }
     return static_cast<uint32_t>(h) & (slots - 1);
