@@ -1,5 +1,6 @@
 #include "esp.hh"
 
+#include <bit>
 #include <cstring>
 
 #include "packet/packet.hh"
@@ -48,21 +49,28 @@ outb_layout layout_for(uint8_t family, uint16_t inner_len)
     return l;
 }
 
+static_assert(std::endian::native == std::endian::little, "write_outer_v4 builds the header as native words");
+
 void write_outer_v4(uint8_t* out, const uint8_t* inner, uint32_t outer_total, uint16_t ip_id, bool csum_offload)
 {
-    out[0] = 0x45;
-    out[1] = inner[1];                                   // DSCP + ECN
-    put16(out + 2, static_cast<uint16_t>(outer_total));
-    put16(out + 4, ip_id);
-    put16(out + 6, static_cast<uint16_t>(get16(inner + 6) & 0x4000)); // DF only, never MF/offset
-    out[8] = inner[8];                                   // TTL
-    out[9] = proto_esp;
-    put16(out + 10, 0);
-    std::memcpy(out + 12, inner + 12, 8);                // src, dst
+    // Built as three native words and stored once: byte stores followed by the checksum's wide
+    // loads would stall store forwarding on every packet.
+    uint32_t addr_src, addr_dst;
+    std::memcpy(&addr_src, inner + 12, 4);
+    std::memcpy(&addr_dst, inner + 16, 4);
+    const uint64_t w0 = 0x45u | (uint64_t{inner[1]} << 8) | (uint64_t{(outer_total >> 8) & 0xffu} << 16) |
+                        (uint64_t{outer_total & 0xffu} << 24) | (uint64_t{static_cast<uint8_t>(ip_id >> 8)} << 32) |
+                        (uint64_t{static_cast<uint8_t>(ip_id)} << 40) |
+                        (uint64_t{static_cast<uint8_t>(inner[6] & 0x40)} << 48); // DF only, never MF/offset
+    uint64_t w1 = uint64_t{inner[8]} | (uint64_t{proto_esp} << 8) | (uint64_t{addr_src} << 32); // TTL, ESP
     if (!csum_offload) {
-        const uint16_t c = packet::ipv4_header_checksum(out, ipv4_hdr_len);
-        put16(out + 10, c);
+        const uint16_t c = packet::checksum_fold((w0 & 0xffffffffu) + (w0 >> 32) + (w1 & 0xffffffffu) + (w1 >> 32) +
+                                                 addr_dst);
+        w1 |= uint64_t{static_cast<uint16_t>((c >> 8) | (c << 8))} << 16;
     }
+    std::memcpy(out, &w0, 8);
+    std::memcpy(out + 8, &w1, 8);
+    std::memcpy(out + 16, &addr_dst, 4);
 }
 
 void write_outer_v6(uint8_t* out, const uint8_t* inner, uint32_t outer_total)

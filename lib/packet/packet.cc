@@ -252,6 +252,11 @@ uint16_t ipv4_header_checksum(const uint8_t* hdr, uint32_t len)
     if (i < len) {
         sum += hdr[i]; // odd trailing byte, padded with zero: the low byte of a little-endian word
     }
+    return checksum_fold(sum);
+}
+
+uint16_t checksum_fold(uint64_t sum)
+{
     sum = (sum & 0xffffffffu) + (sum >> 32);
     sum = (sum & 0xffffffffu) + (sum >> 32);
     sum = (sum & 0xffff) + (sum >> 16);

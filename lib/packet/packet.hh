@@ -61,4 +61,8 @@ bool parse_frame(const uint8_t* frame, uint32_t len, ipv4_csum csum, pkt_meta& m
 /// checksum field. An odd trailing byte is padded with zero.
 uint16_t ipv4_header_checksum(const uint8_t* hdr, uint32_t len);
 
+/// The checksum (as ipv4_header_checksum returns it) from a plain sum of the header's words read
+/// in native (little-endian) order, 16 or 32 bits at a time: for headers built in registers.
+uint16_t checksum_fold(uint64_t sum);
+
 } // namespace msecgw::packet
