@@ -441,7 +441,7 @@ def summarise(runs, sizes, dirs, devs, esp_len, hz):
                 "clear_gbps": gw_m * s * 8 / 1e9,
                 "ratio": median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
                 "ratio_of_medians": gw_m / lim_m,
-                "ratio_quiet": median(quiet), "quiet_pairs": len(quiet),
+                "ratio_quiet": median(quiet) if quiet else None, "quiet_pairs": len(quiet),
                 "ratio_wall_clock": median([p["ratio_wall"] for p in pairs]),
                 "cycles_per_pkt": {"msecgw": hz / gw_m, "L": hz / lim_m, "raw": hz / raw_m, "io": hz / io_m},
                 "cpu_share": {"msecgw": median([p["gw_share"] for p in pairs]),
@@ -580,11 +580,11 @@ def main():
                  r["ratio_max"], r["ratio_wall_clock"], r["cycles_per_pkt"]["msecgw"], r["cycles_per_pkt"]["L"]))
     print("(rates per second of worker CPU time, median of %d repeats; ratio = median of same-repeat msecgw / L;"
           % a.repeats)
-    print(" quiet repeats (every worker >= 95 %% of its CPU): %s" % ", ".join(
-        "%s %d B %.2f (%d)" % (r["dir"], r["size"], r["ratio_quiet"], r["quiet_pairs"]) for r in summary
-        if r["quiet_pairs"]))
     print(" wall = the same on wall-clock rates; Gbit/s of the frames msecgw receives; cycles at the %.0f MHz TSC)"
           % (hz / 1e6))
+    print("quiet repeats (every worker >= 95 %% of its CPU): %s" % ", ".join(
+        "%s %d B %.2f (%d)" % (r["dir"], r["size"], r["ratio_quiet"], r["quiet_pairs"]) for r in summary
+        if r["quiet_pairs"]))
     profiles = []
     if not a.no_profile:
         for d in dirs:

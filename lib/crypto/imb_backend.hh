@@ -55,6 +55,18 @@ inline void aes256_gcm_pre(IMB_MGR* m, const uint8_t* key, gcm_key_data* out)
     IMB_AES256_GCM_PRE(m, key, out);
 }
 
+/// Direct (one-call, synchronous) GCM decryption of `len` bytes in place with a 12-byte nonce;
+/// writes the computed tag to `tag`. `len` > 0 and every pointer valid: the caller validates.
+inline void gcm_dec_direct(IMB_MGR* m, aead alg, const gcm_key_data* key, gcm_context_data* ctx, uint8_t* data,
+                           uint64_t len, const uint8_t* nonce12, const uint8_t* aad, uint8_t* tag)
+{
+    if (alg == aead::aes_128_gcm) {
+        IMB_AES128_GCM_DEC(m, key, ctx, data, data, len, nonce12, aad, gcm_aad_len, tag, gcm_icv_len);
+    } else {
+        IMB_AES256_GCM_DEC(m, key, ctx, data, data, len, nonce12, aad, gcm_aad_len, tag, gcm_icv_len);
+    }
+}
+
 /// Up to n free job slots, in queue order; fewer if the queue is short of space.
 inline uint32_t get_next_burst(IMB_MGR* m, uint32_t n, IMB_JOB** jobs)
 {
