@@ -37,7 +37,6 @@ import os
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,7 +44,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bypass_bench import Telemetry, machine, make_pcap  # noqa: E402 (shared helpers)
+from bypass_bench import Telemetry, machine, make_pcap, median  # noqa: E402 (shared helpers)
 
 # The embedded default's published demo key (key || salt): never for real traffic.
 KEY = "0x000102030405060708090a0b0c0d0e0fdeadbeef"
@@ -99,10 +98,6 @@ def git_state():
         return "?"
     dirs = sorted({"/".join(f.split("/")[:2]) for f in files})
     return (head[0] if head else "?") + (" + local changes in " + ", ".join(dirs) if dirs else "")
-
-
-def median(xs):
-    return statistics.median(xs) if xs else float("nan")
 
 
 # ------------------------------------------------------------------------------ worker accounting
