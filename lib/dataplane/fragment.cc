@@ -159,17 +159,23 @@ uint16_t stage_fragment(lcore_ctx& lc, const rx_binding& b, rte_mbuf** pkts, uin
 uint16_t stage_reassemble(lcore_ctx& lc, rte_mbuf** pkts, uint16_t n, drop_list& dl)
 {
     burst_scratch& s = lc.scratch;
-    const uint64_t now = rte_rdtsc();
+    uint64_t now = 0; // read from the TSC at the first fragment: most bursts have none
     uint16_t good = 0;
     frag::piece_list out;
     for (uint16_t i = 0; i < n; ++i) {
         const packet::pkt_meta meta = s.meta[i];
         rte_mbuf* m = pkts[i];
         if (meta.fragment == 0 || meta.proto != packet::proto_esp || lc.reasm == nullptr) {
-            s.meta[good] = meta;
-            s.data[good] = s.data[i];
-            pkts[good++] = m;
+            if (good != i) {
+                s.meta[good] = meta;
+                s.data[good] = s.data[i];
+                pkts[good] = m;
+            }
+            ++good;
             continue;
+        }
+        if (now == 0) {
+            now = rte_rdtsc();
         }
         const uint8_t* ip = s.data[i] + meta.l3_off;
         frag::frag_info fi{};

@@ -3,6 +3,7 @@
 #include <bit>
 #include <cstring>
 
+#include "common/byte_order.hh"
 #include "packet/packet.hh"
 
 namespace msecgw::esp {
@@ -12,28 +13,6 @@ namespace {
 constexpr uint8_t proto_esp = 50;
 constexpr uint8_t ecn_mask = 0x03;
 constexpr uint8_t ecn_ce = 0x03;
-
-void put16(uint8_t* p, uint16_t v)
-{
-    p[0] = static_cast<uint8_t>(v >> 8);
-    p[1] = static_cast<uint8_t>(v);
-}
-
-void put32(uint8_t* p, uint32_t v)
-{
-    put16(p, static_cast<uint16_t>(v >> 16));
-    put16(p + 2, static_cast<uint16_t>(v));
-}
-
-uint16_t get16(const uint8_t* p)
-{
-    return static_cast<uint16_t>(p[0] << 8 | p[1]);
-}
-
-uint32_t get32(const uint8_t* p)
-{
-    return static_cast<uint32_t>(get16(p)) << 16 | get16(p + 2);
-}
 
 } // namespace
 
@@ -76,7 +55,7 @@ void write_outer_v4(uint8_t* out, const uint8_t* inner, uint32_t outer_total, ui
 void write_outer_v6(uint8_t* out, const uint8_t* inner, uint32_t outer_total)
 {
     std::memcpy(out, inner, 4);                          // version, traffic class, flow label
-    put16(out + 4, static_cast<uint16_t>(outer_total - ipv6_hdr_len));
+    store_be16(out + 4, static_cast<uint16_t>(outer_total - ipv6_hdr_len));
     out[6] = proto_esp;
     out[7] = inner[7];                                   // hop limit
     std::memcpy(out + 8, inner + 8, 32);                 // src, dst
@@ -84,10 +63,10 @@ void write_outer_v6(uint8_t* out, const uint8_t* inner, uint32_t outer_total)
 
 void write_esp_header(uint8_t* p, uint32_t spi, uint32_t seq, uint64_t iv)
 {
-    put32(p, spi);
-    put32(p + 4, seq);
-    put32(p + 8, static_cast<uint32_t>(iv >> 32));
-    put32(p + 12, static_cast<uint32_t>(iv));
+    store_be32(p, spi);
+    store_be32(p + 4, seq);
+    store_be32(p + 8, static_cast<uint32_t>(iv >> 32));
+    store_be32(p + 12, static_cast<uint32_t>(iv));
 }
 
 void write_trailer(uint8_t* p, uint8_t pad_len, uint8_t next_header)
@@ -109,8 +88,8 @@ bool read_inb_header(const uint8_t* ip, uint16_t outer_len, uint32_t ip_len, inb
     if (cipher_len % 4 != 0 || cipher_len > 0xffff) {
         return false;
     }
-    h.spi = get32(ip + outer_len);
-    h.seq = get32(ip + outer_len + 4);
+    h.spi = load_be32(ip + outer_len);
+    h.seq = load_be32(ip + outer_len + 4);
     h.esp_off = outer_len;
     h.cipher_len = static_cast<uint16_t>(cipher_len);
     return true;
@@ -132,9 +111,9 @@ uint16_t check_trailer(const uint8_t* plain, uint16_t cipher_len)
         diff |= static_cast<uint8_t>(plain[inner_len + i] ^ (i + 1));
     }
     const uint8_t version = plain[0] >> 4;
-    const bool v4 = nh == next_header_ipv4 && version == 4 && get16(plain + 2) == inner_len;
+    const bool v4 = nh == next_header_ipv4 && version == 4 && load_be16(plain + 2) == inner_len;
     const bool v6 = nh == next_header_ipv6 && version == 6 && inner_len >= ipv6_hdr_len &&
-                    get16(plain + 4) + uint32_t{ipv6_hdr_len} == inner_len;
+                    load_be16(plain + 4) + uint32_t{ipv6_hdr_len} == inner_len;
     return diff == 0 && (v4 || v6) ? inner_len : 0;
 }
 
@@ -153,7 +132,7 @@ bool ecn_decapsulate(uint8_t* inner, uint8_t family, uint8_t outer_ecn)
     // ECT(0) inner takes an outer ECT(1) or CE; ECT(1) inner takes an outer CE; CE stays CE.
     constexpr uint8_t not_ect = 0, ect1 = 1, ect0 = 2;
     const uint8_t outer = outer_ecn & ecn_mask;
-    const uint8_t in = family == 4 ? (inner[1] & ecn_mask) : ((get16(inner) >> 4) & ecn_mask);
+    const uint8_t in = family == 4 ? (inner[1] & ecn_mask) : ((load_be16(inner) >> 4) & ecn_mask);
     if (in == not_ect) {
         return outer != ecn_ce;
     }
@@ -163,8 +142,8 @@ bool ecn_decapsulate(uint8_t* inner, uint8_t family, uint8_t outer_ecn)
     }
     if (family == 4) {
         inner[1] = static_cast<uint8_t>((inner[1] & ~ecn_mask) | outer);
-        put16(inner + 10, 0);
-        put16(inner + 10, packet::ipv4_header_checksum(inner, static_cast<uint32_t>((inner[0] & 0x0f) * 4)));
+        store_be16(inner + 10, 0);
+        store_be16(inner + 10, packet::ipv4_header_checksum(inner, static_cast<uint32_t>((inner[0] & 0x0f) * 4)));
     } else {
         inner[1] = static_cast<uint8_t>((inner[1] & ~(ecn_mask << 4)) | outer << 4);
     }

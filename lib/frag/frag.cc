@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "common/byte_order.hh"
+
 namespace msecgw::frag {
 
 namespace {
@@ -12,29 +14,10 @@ constexpr uint16_t ipv4_off_mask = 0x1fff;
 constexpr uint8_t next_header_fragment = 44;
 constexpr uint32_t max_datagram = 0xffff;
 
-uint16_t rd16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
-
-uint32_t rd32(const uint8_t* p)
-{
-    return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-}
-
-void wr16(uint8_t* p, uint32_t v)
-{
-    p[0] = static_cast<uint8_t>(v >> 8);
-    p[1] = static_cast<uint8_t>(v);
-}
-
-void wr32(uint8_t* p, uint32_t v)
-{
-    wr16(p, v >> 16);
-    wr16(p + 2, v);
-}
-
 void set_ipv4_checksum(uint8_t* ip, uint16_t hdr_len)
 {
     ip[10] = ip[11] = 0;
-    wr16(ip + 10, packet::ipv4_header_checksum(ip, hdr_len));
+    store_be16(ip + 10, packet::ipv4_header_checksum(ip, hdr_len));
 }
 
 } // namespace
@@ -69,8 +52,8 @@ void write_fragment_header(uint8_t* dst, const uint8_t* whole, uint8_t family, c
     const uint32_t offset = uint32_t{k} * p.chunk;
     const bool more = k + 1 < p.count;
     if (family == 4) {
-        wr16(dst + 2, p.hdr_len + len);
-        wr16(dst + 6, (offset / 8) | (more ? ipv4_mf : 0)); // DF cleared: see the header comment
+        store_be16(dst + 2, p.hdr_len + len);
+        store_be16(dst + 6, (offset / 8) | (more ? ipv4_mf : 0)); // DF cleared: see the header comment
         if (csum_offload) {
             dst[10] = dst[11] = 0;
         } else {
@@ -80,26 +63,26 @@ void write_fragment_header(uint8_t* dst, const uint8_t* whole, uint8_t family, c
     }
     const uint8_t next = dst[6];
     uint8_t* fh = dst + p.hdr_len;
-    wr16(dst + 4, p.hdr_len - 40 + ipv6_frag_hdr_len + len);
+    store_be16(dst + 4, p.hdr_len - 40 + ipv6_frag_hdr_len + len);
     dst[6] = next_header_fragment;
     fh[0] = next;
     fh[1] = 0;
-    wr16(fh + 2, offset | (more ? 1 : 0));
-    wr32(fh + 4, id);
+    store_be16(fh + 2, offset | (more ? 1 : 0));
+    store_be32(fh + 4, id);
 }
 
 bool read_fragment(const uint8_t* ip, const packet::pkt_meta& meta, frag_info& fi)
 {
     if (meta.family == 4) {
-        const uint16_t f = rd16(ip + 6);
-        fi.id = rd16(ip + 4);
+        const uint16_t f = load_be16(ip + 6);
+        fi.id = load_be16(ip + 4);
         fi.offset = static_cast<uint16_t>((f & ipv4_off_mask) * 8);
         fi.more = (f & ipv4_mf) != 0;
         fi.data_off = meta.l3_hdr_len;
     } else {
         const uint8_t* fh = ip + meta.frag_hdr;
-        fi.id = rd32(fh + 4);
-        fi.offset = static_cast<uint16_t>(rd16(fh + 2) & 0xfff8);
+        fi.id = load_be32(fh + 4);
+        fi.offset = static_cast<uint16_t>(load_be16(fh + 2) & 0xfff8);
         fi.more = (fh[3] & 1) != 0;
         fi.data_off = static_cast<uint16_t>(meta.frag_hdr + ipv6_frag_hdr_len);
     }
@@ -117,13 +100,13 @@ bool read_fragment(const uint8_t* ip, const packet::pkt_meta& meta, frag_info& f
 void write_reassembled_header(uint8_t* ip, const packet::pkt_meta& meta, uint32_t data_len)
 {
     if (meta.family == 4) {
-        wr16(ip + 2, meta.l3_hdr_len + data_len);
-        wr16(ip + 6, rd16(ip + 6) & ipv4_df);
+        store_be16(ip + 2, meta.l3_hdr_len + data_len);
+        store_be16(ip + 6, load_be16(ip + 6) & ipv4_df);
         set_ipv4_checksum(ip, meta.l3_hdr_len);
         return;
     }
     ip[meta.frag_prev] = ip[meta.frag_hdr];
-    wr16(ip + 4, meta.frag_hdr - 40 + data_len);
+    store_be16(ip + 4, meta.frag_hdr - 40 + data_len);
 }
 
 } // namespace msecgw::frag

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "common/byte_order.hh"
+
 namespace msecgw::packet {
 
 namespace {
@@ -23,12 +25,6 @@ constexpr uint8_t ext_dest_opts = 60;
 constexpr uint16_t ipv4_mf = 0x2000;
 constexpr uint16_t ipv4_frag_off_mask = 0x1fff;
 constexpr uint16_t ipv6_frag_off_mask = 0xfff8;
-
-/// Big-endian 16-bit read; no alignment requirement.
-uint16_t rd16(const uint8_t* p)
-{
-    return static_cast<uint16_t>((static_cast<uint16_t>(p[0]) << 8) | p[1]);
-}
 
 bool fail(drop_reason& why, drop_reason r)
 {
@@ -61,8 +57,8 @@ bool read_ports(const uint8_t* f, uint32_t l4, uint32_t ip_end, pkt_meta& m, dro
     if (l4 > ip_end || ip_end - l4 < need) {
         return fail(why, drop_reason::l4_truncated);
     }
-    m.sport = rd16(f + l4);
-    m.dport = rd16(f + l4 + 2);
+    m.sport = load_be16(f + l4);
+    m.dport = load_be16(f + l4 + 2);
     return true;
 }
 
@@ -80,7 +76,7 @@ bool parse_ipv4(const uint8_t* f, uint32_t len, ipv4_csum csum, pkt_meta& m, dro
     if (ihl < ipv4_min_hdr || ihl > room) {
         return fail(why, drop_reason::ip_bad_ihl);
     }
-    const uint32_t total = rd16(ip + 2);
+    const uint32_t total = load_be16(ip + 2);
     if (total < ihl || total > room) {
         return fail(why, drop_reason::ip_bad_length);
     }
@@ -91,7 +87,7 @@ bool parse_ipv4(const uint8_t* f, uint32_t len, ipv4_csum csum, pkt_meta& m, dro
     m.proto = ip[9];
     m.ip_len = static_cast<uint16_t>(total);
     m.l3_hdr_len = static_cast<uint8_t>(ihl);
-    const uint16_t frag = rd16(ip + 6);
+    const uint16_t frag = load_be16(ip + 6);
     const bool later_fragment = (frag & ipv4_frag_off_mask) != 0;
     m.fragment = (later_fragment || (frag & ipv4_mf) != 0) ? 1 : 0;
     if (later_fragment) {
@@ -146,7 +142,7 @@ bool walk_ipv6_ext(const uint8_t* ip, uint32_t ip_len, ext_walk& w, drop_reason&
         w.off += size;
         if (is_frag) {
             w.fragment = true;
-            if ((rd16(h + 2) & ipv6_frag_off_mask) != 0) {
+            if ((load_be16(h + 2) & ipv6_frag_off_mask) != 0) {
                 w.later_fragment = true;
                 break;
             }
@@ -168,7 +164,7 @@ bool parse_ipv6(const uint8_t* f, uint32_t len, pkt_meta& m, drop_reason& why)
     if ((ip[0] >> 4) != 6) {
         return fail(why, drop_reason::ip_bad_version);
     }
-    const uint32_t payload = rd16(ip + 4);
+    const uint32_t payload = load_be16(ip + 4);
     const uint32_t ip_len = ipv6_hdr_len + payload;
     // Payload length 0 is a jumbogram only behind a hop-by-hop header (RFC 2675; unsupported);
     // otherwise it is a valid header-only packet (RFC 8200), e.g. next header 59.
@@ -202,14 +198,14 @@ bool parse_frame(const uint8_t* frame, uint32_t len, ipv4_csum csum, pkt_meta& m
     if (len < eth_hdr_len) {
         return fail(why, drop_reason::frame_truncated);
     }
-    uint16_t type = rd16(frame + 12);
+    uint16_t type = load_be16(frame + 12);
     uint32_t l3 = eth_hdr_len;
     if (type == ethertype_vlan) {
         if (len < eth_hdr_len + vlan_tag_len) {
             return fail(why, drop_reason::vlan_truncated);
         }
-        m.vlan = static_cast<uint16_t>(rd16(frame + 14) & 0x0fff);
-        type = rd16(frame + 16);
+        m.vlan = static_cast<uint16_t>(load_be16(frame + 14) & 0x0fff);
+        type = load_be16(frame + 16);
         l3 += vlan_tag_len;
     }
     m.l3_off = static_cast<uint16_t>(l3);
