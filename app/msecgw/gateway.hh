@@ -45,6 +45,8 @@ public:
     /// The SAs and policies workers use now (control core only: a reload replaces it).
     const dataplane::dp_state& snapshot() const { return _sas->current(); }
     const std::vector<port::port_state>& ports() const { return _ports; }
+    /// The configuration running now (the last one create() or reload() accepted).
+    const config::gateway_cfg& config() const { return _cfg; }
     std::size_t worker_count() const { return _workers.size(); }
 
 private:

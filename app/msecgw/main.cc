@@ -17,7 +17,10 @@
 #include "gateway.hh"
 #include "metrics/metrics.hh"
 #include "msecgw_build_config.hh"
+#include "operator.hh"
 #include "options.hh"
+
+#include <unistd.h>
 
 namespace {
 
@@ -101,8 +104,9 @@ msecgw::result<std::unique_ptr<msecgw::metrics::exporter>> start_metrics(const s
     return e;
 }
 
-/// Runs until the duration elapses or a signal arrives; the control plane lives here.
-void control_loop(const msecgw::app::options& opts, msecgw::app::gateway& gw, msecgw::metrics::exporter* exp)
+/// Runs until the duration elapses, a signal arrives or the CLI says quit; the control plane lives here.
+void control_loop(const msecgw::app::options& opts, msecgw::app::gateway& gw, msecgw::metrics::exporter* exp,
+                  msecgw::app::operator_cli& cli)
 {
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
@@ -111,8 +115,9 @@ void control_loop(const msecgw::app::options& opts, msecgw::app::gateway& gw, ms
         const double secs = std::chrono::duration<double>(clock::now() - t0).count();
         return msecgw::metrics::sample{gw.collect(secs), msecgw::metrics::sa_samples(gw.snapshot())};
     };
-    while (g_signal == 0 && (opts.duration <= 0 || clock::now() < end)) {
+    while (g_signal == 0 && !cli.quit_requested() && (opts.duration <= 0 || clock::now() < end)) {
         gw.tick();
+        cli.poll();
         if (g_reload != 0) {
             g_reload = 0;
             reload(opts, gw);
@@ -125,7 +130,8 @@ void control_loop(const msecgw::app::options& opts, msecgw::app::gateway& gw, ms
 }
 
 int run(const msecgw::app::options& opts, msecgw::config::gateway_cfg cfg,
-        const std::optional<msecgw::metrics::endpoint>& metrics_ep)
+        const std::optional<msecgw::metrics::endpoint>& metrics_ep,
+        std::unique_ptr<msecgw::cli::socket_server> cli_server)
 {
     using clock = std::chrono::steady_clock;
     auto exp = start_metrics(metrics_ep);
@@ -148,8 +154,14 @@ int run(const msecgw::app::options& opts, msecgw::config::gateway_cfg cfg,
     if (auto r = (*gw)->launch(); !r) {
         return fail(r.err().detail);
     }
-    control_loop(opts, **gw, exp->get());
-    exp->reset(); // scrapes end with the control loop
+    auto cli = msecgw::app::operator_cli::open(**gw, opts, t0, std::move(cli_server));
+    if (!cli) {
+        (*gw)->stop_and_wait();
+        return fail(cli.err().detail);
+    }
+    control_loop(opts, **gw, exp->get(), **cli);
+    (*cli)->flush(); // the answer to `quit` leaves before the drain
+    exp->reset();    // scrapes end with the control loop
     (*gw)->stop_and_wait();
     const double secs = std::chrono::duration<double>(clock::now() - t0).count();
     const auto totals = (*gw)->collect(secs);
@@ -190,10 +202,22 @@ int main(int argc, char** argv)
         }
         metrics_ep = *ep;
     }
+    if (opts->interactive && ::isatty(STDIN_FILENO) != 1) {
+        return fail("--interactive: stdin is not a terminal (use --cli-socket PATH and msecgw-cli)", 2);
+    }
+    // --cli-socket too: listening before the EAL starts; requests wait until the control loop runs.
+    std::unique_ptr<msecgw::cli::socket_server> cli_server;
+    if (!opts->cli_socket.empty()) {
+        auto s = msecgw::cli::socket_server::open(opts->cli_socket);
+        if (!s) {
+            return fail(s.err().detail, 2);
+        }
+        cli_server = std::move(s.value());
+    }
     if (rte_eal_init(sep, argv) < 0) {
         return fail(std::string("EAL init failed: ") + rte_strerror(rte_errno));
     }
-    const int rc = run(*opts, std::move(cfg.value()), metrics_ep);
+    const int rc = run(*opts, std::move(cfg.value()), metrics_ep, std::move(cli_server));
     rte_eal_cleanup();
     return rc;
 }

@@ -10,12 +10,15 @@ const char* usage()
 {
     return "usage: msecgw [EAL options] -- [--config FILE] [--keylog FILE] [--duration SECONDS]\n"
            "                             [--stats-json FILE] [--metrics ADDR:PORT]\n"
+           "                             [--cli-socket PATH] [-i|--interactive]\n"
            "  --config FILE       gateway configuration (YAML); default: the embedded demo config\n"
            "  --keylog FILE       write Wireshark esp_sa lines for every SA (contains keys!)\n"
            "  --duration SECONDS  run this long, drain, and exit 0 (default: until SIGINT/SIGTERM)\n"
            "  --stats-json FILE   write run totals (packets, bytes, drops by reason) at exit\n"
            "  --metrics ADDR:PORT serve Prometheus metrics on http://ADDR:PORT/metrics\n"
-           "                      (ADDR: IPv4 address, localhost, or empty for all addresses)\n";
+           "                      (ADDR: IPv4 address, localhost, or empty for all addresses)\n"
+           "  --cli-socket PATH   serve CLI commands on a unix socket (mode 0600) for msecgw-cli\n"
+           "  -i, --interactive   CLI prompt on this terminal (TAB completes, help lists commands)\n";
 }
 
 namespace {
@@ -42,10 +45,15 @@ result<options> parse_options(int argc, char** argv)
             o.help = true;
             continue;
         }
+        if (a == "-i" || a == "--interactive") {
+            o.interactive = true;
+            continue;
+        }
         std::string* target = a == "--config"       ? &o.config
                               : a == "--keylog"     ? &o.keylog
                               : a == "--stats-json" ? &o.stats_json
                               : a == "--metrics"    ? &o.metrics
+                              : a == "--cli-socket" ? &o.cli_socket
                                                     : nullptr;
         if (target == nullptr && a != "--duration") {
             return error{errc::config_bad_value, "unknown option '" + std::string(a) + "' (see --help)"};

@@ -13,6 +13,8 @@ struct options {
     double duration = 0;     ///< seconds; 0 = until SIGINT/SIGTERM
     std::string stats_json;  ///< where to write run totals at exit
     std::string metrics;     ///< ADDR:PORT to serve Prometheus metrics on; empty = off
+    std::string cli_socket;  ///< unix socket for msecgw-cli; empty = off
+    bool interactive = false;///< CLI prompt on the terminal
     bool help = false;
 };
 

@@ -1,0 +1,167 @@
+#include "text.hh"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+
+namespace msecgw::cli {
+
+std::string table::str() const
+{
+    std::vector<std::size_t> w(_header.size(), 0);
+    auto widen = [&](const std::vector<std::string>& cells) {
+        for (std::size_t i = 0; i < cells.size() && i < w.size(); ++i) {
+            w[i] = std::max(w[i], cells[i].size());
+        }
+    };
+    widen(_header);
+    for (const auto& r : _rows) {
+        widen(r);
+    }
+    auto line = [&](const std::vector<std::string>& cells, bool header) {
+        std::string out;
+        for (std::size_t i = 0; i < w.size(); ++i) {
+            const std::string cell = i < cells.size() ? cells[i] : "";
+            const bool right = !header && !cell.empty() && std::isdigit(static_cast<unsigned char>(cell[0])) &&
+                               cell.find_first_of("./:") == std::string::npos;
+            const std::string pad(w[i] - cell.size(), ' ');
+            out += (i ? "  " : "") + (right ? pad + cell : cell + (i + 1 < w.size() ? pad : ""));
+        }
+        while (!out.empty() && out.back() == ' ') {
+            out.pop_back();
+        }
+        return out + "\n";
+    };
+    std::string out = line(_header, true);
+    for (const auto& r : _rows) {
+        out += line(r, false);
+    }
+    return out;
+}
+
+std::string fields::str() const
+{
+    std::size_t w = 0;
+    for (const auto& [n, v] : _items) {
+        w = std::max(w, n.size());
+    }
+    std::string out;
+    for (const auto& [n, v] : _items) {
+        out += "  " + n + ":" + std::string(w - n.size() + 1, ' ') + v + "\n";
+    }
+    return out;
+}
+
+void json::comma()
+{
+    if (_after_key) {
+        _after_key = false;
+        return;
+    }
+    if (!_first.empty()) {
+        if (!_first.back()) {
+            _out += ", ";
+        }
+        _first.back() = false;
+    }
+}
+
+json& json::obj()
+{
+    comma();
+    _out += "{";
+    _first.push_back(true);
+    _close.push_back('}');
+    return *this;
+}
+
+json& json::arr()
+{
+    comma();
+    _out += "[";
+    _first.push_back(true);
+    _close.push_back(']');
+    return *this;
+}
+
+json& json::end()
+{
+    _out += _close.back();
+    _close.pop_back();
+    _first.pop_back();
+    return *this;
+}
+
+json& json::key(std::string_view k)
+{
+    str(k);
+    _out += ": ";
+    _after_key = true;
+    return *this;
+}
+
+json& json::str(std::string_view v)
+{
+    comma();
+    _out += '"';
+    for (const char c : v) {
+        if (c == '"' || c == '\\') {
+            _out += '\\';
+            _out += c;
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            _out += buf;
+        } else {
+            _out += c;
+        }
+    }
+    _out += '"';
+    return *this;
+}
+
+json& json::num(uint64_t v)
+{
+    comma();
+    _out += std::to_string(v);
+    return *this;
+}
+
+json& json::num_signed(int64_t v)
+{
+    comma();
+    _out += std::to_string(v);
+    return *this;
+}
+
+json& json::real(double v)
+{
+    comma();
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3f", v);
+    _out += buf;
+    return *this;
+}
+
+json& json::boolean(bool v)
+{
+    comma();
+    _out += v ? "true" : "false";
+    return *this;
+}
+
+json& json::null()
+{
+    comma();
+    _out += "null";
+    return *this;
+}
+
+std::string hex32(uint32_t v)
+{
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "0x%08x", v);
+    return buf;
+}
+
+} // namespace msecgw::cli
