@@ -1,0 +1,338 @@
+#include <algorithm>
+
+#include "gkm.hh"
+#include "ike_sa.hh"
+#include "registration.hh"
+
+namespace msecgw::gkm {
+
+namespace {
+
+struct group_runtime {
+    group_config config;
+    uint32_t tek_spi = 0;
+    secret tek_keymat;  ///< key ‖ salt (RFC 4106 keying material)
+    uint32_t next_sender_id = 1;
+};
+
+/// One IKE SA the GCKS answers on, keyed by its responder SPI.
+struct responder_session {
+    endpoint peer;
+    ike_sa sa;
+    uint32_t next_message_id = 1;
+    uint32_t last_message_id = 0;
+    bytes last_response;  ///< resent when the peer retransmits its request
+};
+
+struct init_key {
+    endpoint peer;
+    uint64_t spi_i;
+    bool operator<(const init_key& o) const
+    {
+        return std::tie(peer.address, peer.port, spi_i) < std::tie(o.peer.address, o.peer.port, o.spi_i);
+    }
+};
+
+uint64_t random_u64_nonzero()
+{
+    uint64_t v = 0;
+    while (v == 0) {
+        bytes b = random_bytes(8);
+        wire_reader r(b);
+        v = *r.u64();
+    }
+    return v;
+}
+
+uint32_t random_spi()
+{
+    uint32_t v = 0;
+    while (v < 256) {  // SPIs 1-255 are reserved (RFC 4303)
+        bytes b = random_bytes(4);
+        v = load_be32(b.data());
+    }
+    return v;
+}
+
+} // namespace
+
+struct gcks::impl {
+    gcks_config config;
+    udp_socket socket;
+    std::vector<group_runtime> groups;
+    std::map<uint64_t, responder_session> sessions;
+    std::map<init_key, std::pair<uint64_t, bytes>> init_responses;  ///< for IKE_SA_INIT retransmissions
+    gcks_counters counters;
+
+    void send(const endpoint& to, byte_view data)
+    {
+        if (config.observer) {
+            config.observer(datagram_direction::sent, socket.local(), to, data);
+        }
+        socket.send_to(to, data);
+    }
+
+    const psk_identity* find_peer(const std::string& id) const
+    {
+        for (const psk_identity& p : config.peers) {
+            if (p.id == id) {
+                return &p;
+            }
+        }
+        return nullptr;
+    }
+
+    group_runtime* find_group(uint32_t id)
+    {
+        for (group_runtime& g : groups) {
+            if (g.config.group_id == id) {
+                return &g;
+            }
+        }
+        return nullptr;
+    }
+
+    void handle(const received_datagram& dg);
+    void handle_init(const received_datagram& dg, const message& m);
+    void handle_gsa_auth(const received_datagram& dg, const message& m);
+    std::vector<payload> answer_registration(responder_session& s, const std::vector<payload>& request);
+    std::vector<payload> key_download(responder_session& s, group_runtime& g, bool sender);
+};
+
+void gcks::impl::handle(const received_datagram& dg)
+{
+    if (config.observer) {
+        config.observer(datagram_direction::received, socket.local(), dg.source, dg.data);
+    }
+    result<message> m = decode_message(dg.data);
+    if (!m) {
+        ++counters.malformed;
+        return;
+    }
+    if (m->header.is_response() || !m->header.from_initiator()) {
+        return;  // we only answer requests from initiators
+    }
+    switch (m->header.exchange) {
+    case exchange_type::ike_sa_init: handle_init(dg, *m); break;
+    case exchange_type::gsa_auth: handle_gsa_auth(dg, *m); break;
+    default: break;  // GSA_REGISTRATION, INFORMATIONAL: not yet
+    }
+}
+
+void gcks::impl::handle_init(const received_datagram& dg, const message& m)
+{
+    if (m.header.spi_r != 0 || m.header.message_id != 0 || m.header.spi_i == 0) {
+        ++counters.malformed;
+        return;
+    }
+    if (auto cached = init_responses.find(init_key{dg.source, m.header.spi_i}); cached != init_responses.end()) {
+        ++counters.retransmissions_answered;
+        send(dg.source, cached->second.second);
+        return;
+    }
+    const auto* sa = find_payload<sa_payload>(m.payloads, payload_type::sa);
+    const auto* ke = find_payload<ke_payload>(m.payloads, payload_type::ke);
+    const auto* ni = find_payload<nonce_payload>(m.payloads, payload_type::nonce);
+    if (sa == nullptr || ke == nullptr || ni == nullptr) {
+        ++counters.malformed;
+        return;
+    }
+    ike_header h{m.header.spi_i, 0, payload_type::none, ike_version_2, exchange_type::ike_sa_init, flag_response, 0, 0};
+    const auto group = static_cast<dh_group>(ke->group);
+    std::optional<proposal> chosen = choose_ike_proposal(*sa, group);
+    if (!chosen) {
+        ++counters.no_proposal_chosen;
+        send(dg.source, encode_message(message{h, {notify(notify_type::no_proposal_chosen)}}));
+        return;
+    }
+    result<ecdh_key> ours = ecdh_key::generate(group);
+    if (!ours) {
+        return;
+    }
+    result<secret> shared = ours->shared_secret(ke->data);
+    if (!shared) {
+        ++counters.malformed;
+        return;
+    }
+    ++counters.ike_sa_init;
+    h.spi_r = random_u64_nonzero();
+    bytes nonce_r = random_bytes(our_nonce_size);
+    message response{h,
+                     {payload{payload_type::sa, false, sa_payload{{*chosen}}},
+                      payload{payload_type::ke, false, ke_payload{ke->group, ours->public_value()}},
+                      payload{payload_type::nonce, false, nonce_payload{nonce_r}}}};
+    ike_init_exchange init{m.header.spi_i, h.spi_r, ni->data, nonce_r, dg.data, encode_message(response)};
+    ike_sa_keys keys = derive_ike_sa_keys(init.nonce_i, init.nonce_r, shared->view(), init.spi_i, init.spi_r,
+                                          ike_encr_key_size);
+    bytes wire = init.response;
+    init_responses[init_key{dg.source, m.header.spi_i}] = {h.spi_r, wire};
+    sessions.emplace(h.spi_r, responder_session{dg.source, ike_sa(ike_role::responder, std::move(init), std::move(keys)), 1, 0, {}});
+    send(dg.source, wire);
+}
+
+void gcks::impl::handle_gsa_auth(const received_datagram& dg, const message& m)
+{
+    auto it = sessions.find(m.header.spi_r);
+    if (it == sessions.end() || it->second.sa.spi_i() != m.header.spi_i) {
+        ++counters.malformed;
+        return;
+    }
+    responder_session& s = it->second;
+    if (m.header.message_id == s.last_message_id && !s.last_response.empty()) {
+        ++counters.retransmissions_answered;
+        send(dg.source, s.last_response);
+        return;
+    }
+    if (m.header.message_id != s.next_message_id) {
+        return;  // outside the window of one (RFC 7296 §2.3)
+    }
+    result<std::vector<payload>> request = s.sa.open(m, dg.data);
+    if (!request) {
+        ++counters.malformed;
+        return;
+    }
+    std::vector<payload> answer = answer_registration(s, *request);
+    result<bytes> wire = s.sa.seal(exchange_type::gsa_auth, m.header.message_id, true, answer);
+    if (!wire) {
+        return;
+    }
+    s.last_message_id = m.header.message_id;
+    s.next_message_id = m.header.message_id + 1;
+    s.last_response = std::move(*wire);
+    send(dg.source, s.last_response);
+}
+
+std::vector<payload> gcks::impl::answer_registration(responder_session& s, const std::vector<payload>& request)
+{
+    const auto* idi = find_payload<id_payload>(request, payload_type::idi);
+    const auto* auth = find_payload<auth_payload>(request, payload_type::auth);
+    const auto* idg = find_payload<id_payload>(request, payload_type::idg);
+    if (idi == nullptr || auth == nullptr || idg == nullptr) {
+        ++counters.malformed;
+        return {notify(notify_type::invalid_syntax)};
+    }
+    const psk_identity* peer = find_peer(identity_of(*idi));
+    if (peer == nullptr || auth->method != auth_method::shared_key_mic ||
+        !equal_constant_time(auth->data, s.sa.psk_auth(peer->psk, ike_role::initiator, *idi).view())) {
+        ++counters.authentication_failed;
+        return {notify(notify_type::authentication_failed)};
+    }
+    const id_payload idr = key_id_payload(config.identity);
+    secret our_auth = s.sa.psk_auth(peer->psk, ike_role::responder, idr);
+    std::vector<payload> answer{
+        payload{payload_type::idr, false, idr},
+        payload{payload_type::auth, false, auth_payload{auth_method::shared_key_mic, bytes(our_auth.view().begin(), our_auth.view().end())}}};
+
+    std::optional<uint32_t> group_id = group_id_of(*idg);
+    group_runtime* g = group_id ? find_group(*group_id) : nullptr;
+    if (g == nullptr) {
+        ++counters.invalid_group;
+        answer.push_back(notify(notify_type::invalid_group_id));
+        return answer;
+    }
+    const auto& members = g->config.members;
+    if (std::find(members.begin(), members.end(), peer->id) == members.end()) {
+        ++counters.authorization_failed;
+        answer.push_back(notify(notify_type::authorization_failed));
+        return answer;
+    }
+    const auto& senders = g->config.senders;
+    const bool wants_to_send = find_notify(request, notify_type::group_sender) != nullptr;
+    const bool may_send = std::find(senders.begin(), senders.end(), peer->id) != senders.end();
+    std::vector<payload> keys = key_download(s, *g, wants_to_send && may_send);
+    if (keys.empty()) {
+        answer.push_back(notify(notify_type::registration_failed));
+        return answer;
+    }
+    ++counters.registrations;
+    answer.insert(answer.end(), std::make_move_iterator(keys.begin()), std::make_move_iterator(keys.end()));
+    return answer;
+}
+
+std::vector<payload> gcks::impl::key_download(responder_session& s, group_runtime& g, bool sender)
+{
+    gsa_policy tek;
+    tek.type = gsa_policy_type::tek;
+    tek.protocol = protocol_id::esp;
+    tek.spi = spi_bytes(g.tek_spi);
+    tek.source = g.config.source;
+    tek.destination = g.config.destination;
+    tek.transforms = {transform::make(transform_type::encr, encr_aes_gcm_16, g.config.tek_key_bits),
+                      transform::make(transform_type::sn, sn_32bit_unspecified)};
+    tek.attributes = {attribute::u32(uint16_t(gsa_attribute::key_lifetime), g.config.tek_lifetime_seconds)};
+    gsa_policy group_wide;
+    group_wide.type = gsa_policy_type::group_wide;
+    group_wide.protocol = protocol_id::none;
+    group_wide.attributes = {attribute::short_form(uint16_t(gwp_attribute::sender_id_bits), g.config.sender_id_bits)};
+
+    result<bytes> wrapped = key_wrap(s.sa.wrap_key().view(), g.tek_keymat.view());
+    if (!wrapped) {
+        return {};
+    }
+    kd_payload kd;
+    kd.bags.push_back(key_bag{key_bag_type::group,
+                              {attribute::long_form(uint16_t(group_key_attribute::sa_key),
+                                                    wrapped_key{g.tek_spi, 0, std::move(*wrapped)}.encode())}});
+    if (sender) {
+        const uint32_t limit = g.config.sender_id_bits >= 32 ? 0xffffffffu : (1u << g.config.sender_id_bits) - 1;
+        if (g.next_sender_id > limit) {
+            return {};  // Sender-ID space exhausted: never hand one out twice
+        }
+        kd.bags.push_back(key_bag{key_bag_type::member,
+                                  {attribute::u32(uint16_t(member_key_attribute::gm_sender_id), g.next_sender_id++)}});
+    }
+    return {payload{payload_type::gsa, false, gsa_payload{{tek, group_wide}}},
+            payload{payload_type::kd, false, std::move(kd)}};
+}
+
+result<std::unique_ptr<gcks>> gcks::create(gcks_config config)
+{
+    result<udp_socket> socket = udp_socket::open(config.listen);
+    if (!socket) {
+        return socket.err();
+    }
+    auto s = std::make_unique<impl>(impl{std::move(config), std::move(*socket), {}, {}, {}, {}});
+    for (const group_config& gc : s->config.groups) {
+        if (gc.tek_key_bits != 128 && gc.tek_key_bits != 256) {
+            return error{errc::config_bad_value, "group " + std::to_string(gc.group_id) + ": tek_key_bits must be 128 or 256"};
+        }
+        for (const traffic_selector* ts : {&gc.source, &gc.destination}) {
+            const size_t n = ts->ts_type == 7 ? 4 : ts->ts_type == 8 ? 16 : 0;
+            if (n == 0 || ts->start_address.size() != n || ts->end_address.size() != n) {
+                return error{errc::config_bad_value, "group " + std::to_string(gc.group_id) + ": bad traffic selector"};
+            }
+        }
+        if (gc.sender_id_bits == 0 || gc.sender_id_bits > 32) {
+            return error{errc::config_bad_value, "group " + std::to_string(gc.group_id) + ": sender_id_bits out of range"};
+        }
+        s->groups.push_back(group_runtime{gc, random_spi(), random_secret(gc.tek_key_bits / 8 + gcm_salt_size), 1});
+    }
+    return std::unique_ptr<gcks>(new gcks(std::move(s)));
+}
+
+gcks::gcks(std::unique_ptr<impl> s) : _s(std::move(s)) {}
+gcks::~gcks() = default;
+
+void gcks::tick(clock::time_point)
+{
+    while (std::optional<received_datagram> dg = _s->socket.receive()) {
+        _s->handle(*dg);
+    }
+}
+
+const endpoint& gcks::local() const
+{
+    return _s->socket.local();
+}
+
+int gcks::fd() const
+{
+    return _s->socket.fd();
+}
+
+const gcks_counters& gcks::counters() const
+{
+    return _s->counters;
+}
+
+} // namespace msecgw::gkm

@@ -1,0 +1,157 @@
+#pragma once
+/// G-IKEv2 (RFC 9838) group key management: a key server (GCKS) and a group member (GM).
+///
+/// Both are driven from the control core by `tick(now)`: it drains the non-blocking UDP socket,
+/// answers or advances exchanges and retransmits what is due (RFC 7296 §2.1). Nothing blocks and
+/// nothing here runs on a worker lcore. Not thread-safe: one caller per object.
+///
+/// Registration is IKE_SA_INIT (ECDH group 19 or 31, ENCR_AES_GCM_16, PRF_HMAC_SHA2_256,
+/// KW_5649_256) then GSA_AUTH with a pre-shared key; the GCKS answers with GSA (TEK policy and
+/// group-wide policy) and KD (the TEK wrapped under GSK_w, and a Sender-ID for senders), or with
+/// AUTHORIZATION_FAILED and no key.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "crypto.hh"
+#include "payloads.hh"
+#include "udp.hh"
+
+namespace msecgw::gkm {
+
+using clock = std::chrono::steady_clock;
+
+/// Test and debugging hook: every datagram sent or received, as it is on the wire.
+enum class datagram_direction { sent, received };
+using datagram_observer =
+    std::function<void(datagram_direction, const endpoint& local, const endpoint& remote, byte_view data)>;
+
+/// RFC 7296 §2.1: retransmit a request after initial, doubling each time, give up after
+/// max_transmissions sends.
+struct retransmit_policy {
+    std::chrono::milliseconds initial{500};
+    unsigned max_transmissions = 6;
+};
+
+/// A pre-shared key identity (ID_KEY_ID) and its key.
+struct psk_identity {
+    std::string id;
+    bytes psk;
+};
+
+struct group_config {
+    uint32_t group_id = 1;                ///< carried in IDg as a 4-byte ID_KEY_ID
+    std::vector<std::string> members;     ///< identities allowed to join (receive the TEK)
+    std::vector<std::string> senders;     ///< identities that may send (get a Sender-ID)
+    traffic_selector source;              ///< TEK policy selectors
+    traffic_selector destination;
+    uint16_t tek_key_bits = 128;          ///< AES-128-GCM or AES-256-GCM
+    uint32_t tek_lifetime_seconds = 3600;
+    uint8_t sender_id_bits = 16;          ///< RFC 6054 Sender-ID width in the IV
+};
+
+struct gcks_config {
+    endpoint listen;
+    std::string identity = "gcks";
+    /// GM identities and the key each shares with the GCKS (both sides MAC with it, RFC 7296 §2.15).
+    std::vector<psk_identity> peers;
+    std::vector<group_config> groups;
+    datagram_observer observer;
+};
+
+struct gcks_counters {
+    uint64_t ike_sa_init = 0;
+    uint64_t registrations = 0;           ///< GSA_AUTH answered with keys
+    uint64_t authorization_failed = 0;
+    uint64_t authentication_failed = 0;
+    uint64_t invalid_group = 0;
+    uint64_t no_proposal_chosen = 0;
+    uint64_t malformed = 0;               ///< undecodable or undecryptable datagrams dropped
+    uint64_t retransmissions_answered = 0;
+};
+
+class gcks {
+public:
+    static result<std::unique_ptr<gcks>> create(gcks_config config);
+    ~gcks();
+
+    void tick(clock::time_point now);
+    const endpoint& local() const;
+    int fd() const;
+    const gcks_counters& counters() const;
+
+private:
+    struct impl;
+    explicit gcks(std::unique_ptr<impl> s);
+    std::unique_ptr<impl> _s;
+};
+
+/// A traffic-encryption key as installed into the data plane (ESP AES-GCM, RFC 4106).
+struct tek {
+    uint32_t spi = 0;
+    uint16_t key_bits = 128;
+    secret key;   ///< 16 or 32 bytes
+    secret salt;  ///< 4 bytes
+    traffic_selector source;
+    traffic_selector destination;
+    uint32_t lifetime_seconds = 0;
+};
+
+struct group_membership {
+    uint32_t group_id = 0;
+    std::vector<tek> teks;
+    std::optional<uint32_t> sender_id;  ///< present when the GCKS let us send
+    uint8_t sender_id_bits = 0;
+};
+
+enum class member_state { idle, ike_sa_init_sent, gsa_auth_sent, registered, rejected, timed_out, failed };
+std::string_view to_string(member_state s);
+
+struct member_config {
+    endpoint local{0x7f000001, 0};
+    endpoint gcks;
+    std::string identity;
+    bytes psk;
+    std::string gcks_identity = "gcks";
+    uint32_t group_id = 1;
+    bool sender = true;                   ///< ask for a Sender-ID (N(GROUP_SENDER))
+    dh_group group = dh_group::ecp256;
+    retransmit_policy retransmit;
+    std::string keylog_path;              ///< operator-requested Wireshark ikev2_decryption_table
+    datagram_observer observer;
+};
+
+class group_member {
+public:
+    static result<std::unique_ptr<group_member>> create(member_config config);
+    ~group_member();
+
+    /// Starts registration (IKE_SA_INIT); again after rejected/timed_out/failed.
+    void start(clock::time_point now);
+    void tick(clock::time_point now);
+
+    member_state state() const;
+    /// Keys and Sender-ID once registered, else null.
+    const group_membership* membership() const;
+    /// The error Notify the GCKS answered with (e.g. AUTHORIZATION_FAILED), if any.
+    std::optional<notify_type> rejection() const;
+    /// Why the member is not registered, for logs (no secrets).
+    const std::string& last_error() const;
+    /// Requests sent, retransmissions included.
+    uint64_t transmissions() const;
+    const endpoint& local() const;
+    int fd() const;
+
+private:
+    struct impl;
+    explicit group_member(std::unique_ptr<impl> s);
+    std::unique_ptr<impl> _s;
+};
+
+} // namespace msecgw::gkm

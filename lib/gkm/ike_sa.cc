@@ -1,0 +1,111 @@
+#include "ike_sa.hh"
+
+#include "wire.hh"
+
+namespace msecgw::gkm {
+
+namespace {
+
+constexpr std::string_view key_pad = "Key Pad for IKEv2";
+constexpr std::string_view wrap_label = "Key Wrap for G-IKEv2";
+
+bytes id_body(const id_payload& id)
+{
+    bytes out{static_cast<uint8_t>(id.type), 0, 0, 0};
+    out.insert(out.end(), id.data.begin(), id.data.end());
+    return out;
+}
+
+std::string hex64(uint64_t v)
+{
+    bytes b;
+    wire_writer(b).u64(v);
+    return to_hex(b);
+}
+
+} // namespace
+
+proposal make_ike_proposal(dh_group group)
+{
+    return proposal{1, protocol_id::ike, {},
+                    {transform::make(transform_type::encr, encr_aes_gcm_16, ike_encr_key_size * 8),
+                     transform::make(transform_type::prf, prf_hmac_sha2_256),
+                     transform::make(transform_type::ke, static_cast<uint16_t>(group)),
+                     transform::make(transform_type::kwa, kw_5649_256)}};
+}
+
+std::optional<proposal> choose_ike_proposal(const sa_payload& offered, dh_group ke_group)
+{
+    if (!is_supported(ke_group)) {
+        return std::nullopt;
+    }
+    const proposal ours = make_ike_proposal(ke_group);
+    for (const proposal& p : offered.proposals) {
+        if (p.protocol != protocol_id::ike || !p.spi.empty()) {
+            continue;
+        }
+        bool all = true;
+        for (const transform& want : ours.transforms) {
+            bool found = false;
+            for (const transform& t : p.transforms) {
+                found = found || (t.type == want.type && t.id == want.id &&
+                                  t.key_length_bits() == want.key_length_bits());
+            }
+            all = all && found;
+        }
+        if (all) {
+            proposal chosen = ours;
+            chosen.number = p.number;
+            return chosen;
+        }
+    }
+    return std::nullopt;
+}
+
+ike_sa::ike_sa(ike_role role, ike_init_exchange init, ike_sa_keys keys)
+    : _role(role), _init(std::move(init)), _keys(std::move(keys)),
+      _wrap_key(prf_plus(_keys.sk_d.view(), as_bytes(wrap_label), wrap_key_size))
+{
+}
+
+result<bytes> ike_sa::seal(exchange_type exchange, uint32_t message_id, bool response, std::span<const payload> inner)
+{
+    ike_header h;
+    h.spi_i = _init.spi_i;
+    h.spi_r = _init.spi_r;
+    h.exchange = exchange;
+    h.message_id = message_id;
+    h.flags = static_cast<uint8_t>((_role == ike_role::initiator ? flag_initiator : 0) | (response ? flag_response : 0));
+    bytes iv;
+    wire_writer(iv).u64(_next_iv++);
+    const secret& key = _role == ike_role::initiator ? _keys.sk_ei : _keys.sk_er;
+    return seal_message(h, inner, key.view(), iv);
+}
+
+result<std::vector<payload>> ike_sa::open(const message& m, byte_view datagram) const
+{
+    const secret& key = _role == ike_role::initiator ? _keys.sk_er : _keys.sk_ei;
+    return open_message(m, datagram, key.view());
+}
+
+secret ike_sa::psk_auth(byte_view psk, ike_role who, const id_payload& id) const
+{
+    const bool initiator = who == ike_role::initiator;
+    bytes octets = initiator ? _init.request : _init.response;
+    const bytes& peer_nonce = initiator ? _init.nonce_r : _init.nonce_i;
+    octets.insert(octets.end(), peer_nonce.begin(), peer_nonce.end());
+    secret maced_id = prf((initiator ? _keys.sk_pi : _keys.sk_pr).view(), id_body(id));
+    octets.insert(octets.end(), maced_id.view().begin(), maced_id.view().end());
+    secret padded = prf(psk, as_bytes(key_pad));
+    return prf(padded.view(), octets);
+}
+
+std::string ike_sa::wireshark_keylog_record() const
+{
+    auto quoted = [](const std::string& s) { return "\"" + s + "\""; };
+    return quoted(hex64(_init.spi_i)) + "," + quoted(hex64(_init.spi_r)) + "," + quoted(to_hex(_keys.sk_ei.view())) +
+           "," + quoted(to_hex(_keys.sk_er.view())) + "," + quoted("AES-GCM-256 with 16 octet ICV [RFC5282]") +
+           ",\"\",\"\"," + quoted("NONE [RFC4306]");
+}
+
+} // namespace msecgw::gkm

@@ -1,0 +1,394 @@
+#include <fstream>
+
+#include "gkm.hh"
+#include "ike_sa.hh"
+#include "registration.hh"
+
+namespace msecgw::gkm {
+
+namespace {
+
+/// The request waiting for its response, and when to send it again (RFC 7296 §2.1).
+struct outstanding_request {
+    bytes wire;
+    uint32_t message_id = 0;
+    clock::time_point next_send;
+    clock::duration interval{};
+    unsigned transmissions = 0;
+};
+
+uint64_t random_spi64()
+{
+    uint64_t v = 0;
+    while (v == 0) {
+        bytes b = random_bytes(8);
+        v = *wire_reader(b).u64();
+    }
+    return v;
+}
+
+} // namespace
+
+std::string_view to_string(member_state s)
+{
+    switch (s) {
+    case member_state::idle: return "idle";
+    case member_state::ike_sa_init_sent: return "ike_sa_init_sent";
+    case member_state::gsa_auth_sent: return "gsa_auth_sent";
+    case member_state::registered: return "registered";
+    case member_state::rejected: return "rejected";
+    case member_state::timed_out: return "timed_out";
+    case member_state::failed: return "failed";
+    }
+    return "unknown";
+}
+
+struct group_member::impl {
+    impl(member_config c, udp_socket s) : config(std::move(c)), socket(std::move(s)) {}
+
+    member_config config;
+    udp_socket socket;
+    member_state phase = member_state::idle;
+    std::optional<ecdh_key> dh;
+    uint64_t spi_i = 0;
+    bytes nonce_i;
+    std::optional<ike_sa> sa;
+    std::optional<outstanding_request> pending;
+    std::optional<group_membership> membership;
+    std::optional<notify_type> rejection;
+    std::string last_error;
+    uint64_t transmissions = 0;
+
+    void transmit(byte_view data)
+    {
+        if (config.observer) {
+            config.observer(datagram_direction::sent, socket.local(), config.gcks, data);
+        }
+        ++transmissions;
+        socket.send_to(config.gcks, data);
+    }
+
+    void send_request(bytes wire, uint32_t message_id, clock::time_point now)
+    {
+        pending = outstanding_request{std::move(wire), message_id, now + config.retransmit.initial,
+                                      config.retransmit.initial, 1};
+        transmit(pending->wire);
+    }
+
+    void fail(member_state s, std::string why)
+    {
+        phase = s;
+        pending.reset();
+        last_error = std::move(why);
+    }
+
+    void start(clock::time_point now);
+    void retransmit_if_due(clock::time_point now);
+    void handle(const received_datagram& dg, clock::time_point now);
+    void handle_init_response(const message& m, byte_view wire, clock::time_point now);
+    void handle_auth_response(const message& m, byte_view wire);
+    bool verify_gcks(const std::vector<payload>& answer);
+    result<group_membership> accept_keys(const std::vector<payload>& answer) const;
+    void write_keylog() const;
+};
+
+void group_member::impl::start(clock::time_point now)
+{
+    result<ecdh_key> key = ecdh_key::generate(config.group);
+    if (!key) {
+        fail(member_state::failed, key.err().detail);
+        return;
+    }
+    dh = std::move(*key);
+    spi_i = random_spi64();
+    nonce_i = random_bytes(our_nonce_size);
+    sa.reset();
+    membership.reset();
+    rejection.reset();
+    last_error.clear();
+    message request{ike_header{spi_i, 0, payload_type::none, ike_version_2, exchange_type::ike_sa_init, flag_initiator, 0, 0},
+                    {payload{payload_type::sa, false, sa_payload{{make_ike_proposal(config.group)}}},
+                     payload{payload_type::ke, false, ke_payload{static_cast<uint16_t>(config.group), dh->public_value()}},
+                     payload{payload_type::nonce, false, nonce_payload{nonce_i}}}};
+    phase = member_state::ike_sa_init_sent;
+    send_request(encode_message(request), 0, now);
+}
+
+void group_member::impl::retransmit_if_due(clock::time_point now)
+{
+    if (!pending || now < pending->next_send) {
+        return;
+    }
+    if (pending->transmissions >= config.retransmit.max_transmissions) {
+        fail(member_state::timed_out, "no response from " + config.gcks.to_string() + " after " +
+                                          std::to_string(pending->transmissions) + " transmissions");
+        return;
+    }
+    pending->interval *= 2;
+    pending->next_send = now + pending->interval;
+    ++pending->transmissions;
+    transmit(pending->wire);
+}
+
+void group_member::impl::handle(const received_datagram& dg, clock::time_point now)
+{
+    if (config.observer) {
+        config.observer(datagram_direction::received, socket.local(), dg.source, dg.data);
+    }
+    if (!pending || !(dg.source == config.gcks)) {
+        return;
+    }
+    result<message> m = decode_message(dg.data);
+    if (!m || !m->header.is_response() || m->header.from_initiator() || m->header.spi_i != spi_i ||
+        m->header.message_id != pending->message_id) {
+        return;  // not the answer we wait for: keep waiting (and retransmitting)
+    }
+    if (phase == member_state::ike_sa_init_sent && m->header.exchange == exchange_type::ike_sa_init) {
+        handle_init_response(*m, dg.data, now);
+    } else if (phase == member_state::gsa_auth_sent && m->header.exchange == exchange_type::gsa_auth) {
+        handle_auth_response(*m, dg.data);
+    }
+}
+
+void group_member::impl::handle_init_response(const message& m, byte_view wire, clock::time_point now)
+{
+    if (const notify_payload* n = find_error_notify(m.payloads)) {
+        rejection = n->type;
+        fail(member_state::rejected, "IKE_SA_INIT refused with notify " + std::to_string(uint16_t(n->type)));
+        return;
+    }
+    const auto* sa_offer = find_payload<sa_payload>(m.payloads, payload_type::sa);
+    const auto* ke = find_payload<ke_payload>(m.payloads, payload_type::ke);
+    const auto* nr = find_payload<nonce_payload>(m.payloads, payload_type::nonce);
+    if (sa_offer == nullptr || ke == nullptr || nr == nullptr || m.header.spi_r == 0 ||
+        ke->group != static_cast<uint16_t>(config.group) || !choose_ike_proposal(*sa_offer, config.group)) {
+        return;  // unusable answer: an attacker's or garbage; keep waiting for the real one
+    }
+    result<secret> shared = dh->shared_secret(ke->data);
+    if (!shared) {
+        return;
+    }
+    ike_init_exchange init{spi_i, m.header.spi_r, nonce_i, nr->data, pending->wire, bytes(wire.begin(), wire.end())};
+    ike_sa_keys keys = derive_ike_sa_keys(init.nonce_i, init.nonce_r, shared->view(), init.spi_i, init.spi_r,
+                                          ike_encr_key_size);
+    sa.emplace(ike_role::initiator, std::move(init), std::move(keys));
+    dh.reset();
+    write_keylog();
+
+    const id_payload idi = key_id_payload(config.identity);
+    secret auth = sa->psk_auth(config.psk, ike_role::initiator, idi);
+    std::vector<payload> inner{
+        payload{payload_type::idi, false, idi},
+        payload{payload_type::auth, false, auth_payload{auth_method::shared_key_mic, bytes(auth.view().begin(), auth.view().end())}},
+        payload{payload_type::idg, false, group_id_payload(config.group_id)}};
+    if (config.sender) {
+        inner.push_back(notify(notify_type::group_sender));
+    }
+    result<bytes> request = sa->seal(exchange_type::gsa_auth, 1, false, inner);
+    if (!request) {
+        fail(member_state::failed, request.err().detail);
+        return;
+    }
+    phase = member_state::gsa_auth_sent;
+    send_request(std::move(*request), 1, now);
+}
+
+bool group_member::impl::verify_gcks(const std::vector<payload>& answer)
+{
+    const auto* idr = find_payload<id_payload>(answer, payload_type::idr);
+    const auto* auth = find_payload<auth_payload>(answer, payload_type::auth);
+    return idr != nullptr && auth != nullptr && identity_of(*idr) == config.gcks_identity &&
+           auth->method == auth_method::shared_key_mic &&
+           equal_constant_time(auth->data, sa->psk_auth(config.psk, ike_role::responder, *idr).view());
+}
+
+void group_member::impl::handle_auth_response(const message& m, byte_view wire)
+{
+    result<std::vector<payload>> answer = sa->open(m, wire);
+    if (!answer) {
+        return;  // forged or corrupted: ignore, the retransmission timer still runs
+    }
+    const notify_payload* refusal = find_error_notify(*answer);
+    if (refusal != nullptr && refusal->type == notify_type::authentication_failed) {
+        rejection = refusal->type;
+        fail(member_state::rejected, "GCKS: AUTHENTICATION_FAILED");
+        return;
+    }
+    if (!verify_gcks(*answer)) {
+        fail(member_state::failed, "GCKS identity or AUTH does not verify");
+        return;
+    }
+    if (refusal != nullptr) {
+        rejection = refusal->type;
+        fail(member_state::rejected, "GCKS refused registration with notify " + std::to_string(uint16_t(refusal->type)));
+        return;
+    }
+    result<group_membership> keys = accept_keys(*answer);
+    if (!keys) {
+        fail(member_state::failed, keys.err().detail);
+        return;
+    }
+    membership = std::move(*keys);
+    pending.reset();
+    phase = member_state::registered;
+}
+
+result<group_membership> group_member::impl::accept_keys(const std::vector<payload>& answer) const
+{
+    const auto* gsa = find_payload<gsa_payload>(answer, payload_type::gsa);
+    const auto* kd = find_payload<kd_payload>(answer, payload_type::kd);
+    if (gsa == nullptr || kd == nullptr) {
+        return make_error(reason::missing_payload, "GSA_AUTH response without GSA and KD");
+    }
+    group_membership out;
+    out.group_id = config.group_id;
+    for (const key_bag& bag : kd->bags) {
+        for (const attribute& a : bag.attributes) {
+            if (bag.type == key_bag_type::member && a.type == uint16_t(member_key_attribute::gm_sender_id)) {
+                auto id = a.as_uint();
+                if (!id || a.value.size() != 4) {
+                    return make_error(reason::bad_attribute, "GM_SENDER_ID");
+                }
+                out.sender_id = static_cast<uint32_t>(*id);
+            }
+        }
+    }
+    for (const gsa_policy& p : gsa->policies) {
+        if (p.type == gsa_policy_type::group_wide) {
+            if (const attribute* bits = find_attribute(p.attributes, uint16_t(gwp_attribute::sender_id_bits))) {
+                out.sender_id_bits = static_cast<uint8_t>(bits->as_uint().value_or(0));
+            }
+            continue;
+        }
+        if (p.type != gsa_policy_type::tek || p.protocol != protocol_id::esp || p.spi.size() != 4) {
+            continue;
+        }
+        tek t;
+        t.spi = load_be32(p.spi.data());
+        t.source = p.source;
+        t.destination = p.destination;
+        const transform* encr = nullptr;
+        for (const transform& tr : p.transforms) {
+            encr = tr.type == transform_type::encr ? &tr : encr;
+        }
+        if (encr == nullptr || encr->id != encr_aes_gcm_16 || !encr->key_length_bits() ||
+            (*encr->key_length_bits() != 128 && *encr->key_length_bits() != 256)) {
+            return make_error(reason::unsupported, "TEK transform");
+        }
+        t.key_bits = *encr->key_length_bits();
+        if (const attribute* life = find_attribute(p.attributes, uint16_t(gsa_attribute::key_lifetime))) {
+            t.lifetime_seconds = static_cast<uint32_t>(life->as_uint().value_or(0));
+        }
+        // The SA_KEY whose Key ID is this SPI, unwrapped with GSK_w (KWK ID 0).
+        for (const key_bag& bag : kd->bags) {
+            for (const attribute& a : bag.attributes) {
+                if (bag.type != key_bag_type::group || a.type != uint16_t(group_key_attribute::sa_key)) {
+                    continue;
+                }
+                result<wrapped_key> wk = wrapped_key::decode(a.value);
+                if (!wk || wk->key_id != t.spi || wk->kwk_id != 0) {
+                    continue;
+                }
+                result<secret> keymat = key_unwrap(sa->wrap_key().view(), wk->wrapped);
+                if (!keymat) {
+                    return keymat.err();
+                }
+                if (keymat->size() != t.key_bits / 8u + gcm_salt_size) {
+                    return make_error(reason::bad_length, "TEK keying material length");
+                }
+                t.key = keymat->first(t.key_bits / 8u);
+                t.salt = keymat->after(t.key_bits / 8u);
+            }
+        }
+        if (t.key.empty()) {
+            return make_error(reason::missing_payload, "no SA_KEY for TEK SPI " + std::to_string(t.spi));
+        }
+        out.teks.push_back(std::move(t));
+    }
+    if (out.teks.empty()) {
+        return make_error(reason::missing_payload, "no usable TEK policy");
+    }
+    if (out.sender_id && (out.sender_id_bits == 0 || out.sender_id_bits > 32 ||
+                          (out.sender_id_bits < 32 && *out.sender_id >> out.sender_id_bits) != 0)) {
+        return make_error(reason::bad_attribute, "Sender-ID does not fit GWP_SENDER_ID_BITS");
+    }
+    return out;
+}
+
+void group_member::impl::write_keylog() const
+{
+    if (config.keylog_path.empty()) {
+        return;
+    }
+    std::ofstream out(config.keylog_path, std::ios::app);
+    out << sa->wireshark_keylog_record() << '\n';
+}
+
+result<std::unique_ptr<group_member>> group_member::create(member_config config)
+{
+    if (!is_supported(config.group)) {
+        return error{errc::config_bad_value, "key exchange method must be 19 or 31"};
+    }
+    if (config.identity.empty() || config.psk.empty()) {
+        return error{errc::config_missing_key, "group member needs an identity and a pre-shared key"};
+    }
+    result<udp_socket> socket = udp_socket::open(config.local);
+    if (!socket) {
+        return socket.err();
+    }
+    auto s = std::make_unique<impl>(std::move(config), std::move(*socket));
+    return std::unique_ptr<group_member>(new group_member(std::move(s)));
+}
+
+group_member::group_member(std::unique_ptr<impl> s) : _s(std::move(s)) {}
+group_member::~group_member() = default;
+
+void group_member::start(clock::time_point now)
+{
+    _s->start(now);
+}
+
+void group_member::tick(clock::time_point now)
+{
+    while (std::optional<received_datagram> dg = _s->socket.receive()) {
+        _s->handle(*dg, now);
+    }
+    _s->retransmit_if_due(now);
+}
+
+member_state group_member::state() const
+{
+    return _s->phase;
+}
+
+const group_membership* group_member::membership() const
+{
+    return _s->membership ? &*_s->membership : nullptr;
+}
+
+std::optional<notify_type> group_member::rejection() const
+{
+    return _s->rejection;
+}
+
+const std::string& group_member::last_error() const
+{
+    return _s->last_error;
+}
+
+uint64_t group_member::transmissions() const
+{
+    return _s->transmissions;
+}
+
+const endpoint& group_member::local() const
+{
+    return _s->socket.local();
+}
+
+int group_member::fd() const
+{
+    return _s->socket.fd();
+}
+
+} // namespace msecgw::gkm
