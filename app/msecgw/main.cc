@@ -12,6 +12,7 @@
 #include <optional>
 #include <thread>
 
+#include "common/log.hh"
 #include "config/config.hh"
 #include "default_config.hh"
 #include "gateway.hh"
@@ -73,19 +74,19 @@ bool write_file(const std::string& path, const std::string& text)
 void reload(const msecgw::app::options& opts, msecgw::app::gateway& gw)
 {
     if (opts.config.empty()) {
-        std::fprintf(stderr, "msecgw: SIGHUP ignored: running the embedded configuration\n");
+        MSECGW_LOG(WARNING, main, "SIGHUP ignored: running the embedded configuration");
         return;
     }
     auto cfg = msecgw::config::load_file(opts.config);
     auto r = cfg ? gw.reload(std::move(cfg.value())) : msecgw::result<void>(cfg.err());
     if (!r) {
-        std::fprintf(stderr, "msecgw: reload refused, keeping the running configuration: %s\n", r.err().detail.c_str());
+        MSECGW_LOG(ERR, config, "reload refused, keeping the running configuration: %s", r.err().detail.c_str());
         return;
     }
-    std::fprintf(stderr, "msecgw: configuration reloaded from %s\n", opts.config.c_str());
+    MSECGW_LOG(NOTICE, config, "configuration reloaded from %s", opts.config.c_str());
     if (!opts.keylog.empty()) {
         if (auto k = gw.write_keylog(opts.keylog); !k) {
-            std::fprintf(stderr, "msecgw: %s\n", k.err().detail.c_str());
+            MSECGW_LOG(ERR, main, "%s", k.err().detail.c_str());
         }
     }
 }
@@ -99,7 +100,7 @@ msecgw::result<std::unique_ptr<msecgw::metrics::exporter>> start_metrics(const s
     const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     auto e = msecgw::metrics::exporter::start(*ep, {MSECGW_VERSION, rte_version(), now});
     if (e) {
-        std::fprintf(stderr, "msecgw: metrics on http://%s/metrics\n", ep->to_string().c_str());
+        MSECGW_LOG(NOTICE, metrics, "metrics on http://%s/metrics", ep->to_string().c_str());
     }
     return e;
 }
@@ -217,6 +218,7 @@ int main(int argc, char** argv)
     if (rte_eal_init(sep, argv) < 0) {
         return fail(std::string("EAL init failed: ") + rte_strerror(rte_errno));
     }
+    rte_openlog_stream(stderr); // every log line on stderr (EAL's default is stdout and syslog)
     const int rc = run(*opts, std::move(cfg.value()), metrics_ep, std::move(cli_server));
     rte_eal_cleanup();
     return rc;

@@ -1,6 +1,6 @@
 #include "operator.hh"
 
-#include <cstdio>
+#include "common/log.hh"
 
 namespace msecgw::app {
 
@@ -52,11 +52,10 @@ result<void> cli_backend::apply(config::gateway_cfg cfg)
     if (auto r = _gw.reload(std::move(cfg)); !r) {
         return r;
     }
-    std::fprintf(stderr, "msecgw: configuration changed from the CLI (not written to %s)\n",
-                 _gw.config().file.c_str());
+    MSECGW_LOG(NOTICE, config, "configuration changed from the CLI (not written to %s)", _gw.config().file.c_str());
     if (!_opts.keylog.empty()) {
         if (auto k = _gw.write_keylog(_opts.keylog); !k) {
-            std::fprintf(stderr, "msecgw: %s\n", k.err().detail.c_str());
+            MSECGW_LOG(ERR, main, "%s", k.err().detail.c_str());
         }
     }
     return {};
@@ -69,7 +68,7 @@ result<std::unique_ptr<operator_cli>> operator_cli::open(gateway& gw, const opti
     std::unique_ptr<operator_cli> o(new operator_cli(gw, opts, t0));
     o->_server = std::move(server);
     if (o->_server) {
-        std::fprintf(stderr, "msecgw: CLI on unix socket %s\n", opts.cli_socket.c_str());
+        MSECGW_LOG(NOTICE, cli, "CLI on unix socket %s", opts.cli_socket.c_str());
     }
     if (opts.interactive) {
         auto p = cli::prompt::open(o->_engine);

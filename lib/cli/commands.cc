@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <regex>
 
+#include "common/log.hh"
 #include "text.hh"
 
 namespace msecgw::cli {
@@ -143,6 +144,8 @@ reply engine::run(std::vector<std::string> words, bool as_json)
         return usage("no command (try help)");
     }
     const std::string& verb = words[0];
+    // verb and object only: `add sa` carries key material in its arguments
+    MSECGW_LOG(DEBUG, cli, "command: %s %s", verb.c_str(), words.size() > 1 ? words[1].c_str() : "");
     if (verb == "help" || verb == "?") {
         std::string text = "commands (msecgw-cli: add --json for JSON output):\n";
         for (const auto& c : command_list()) {

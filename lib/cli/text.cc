@@ -1,7 +1,6 @@
 #include "text.hh"
 
 #include <algorithm>
-#include <cctype>
 #include <cstdio>
 
 namespace msecgw::cli {
@@ -18,23 +17,31 @@ std::string table::str() const
     for (const auto& r : _rows) {
         widen(r);
     }
-    auto line = [&](const std::vector<std::string>& cells, bool header) {
+    // A column whose every cell is a number (or "-", none) is right-aligned, its header too.
+    auto numeric = [](const std::string& c) {
+        return c == "-" || (!c.empty() && c.find_first_not_of("0123456789.") == std::string::npos);
+    };
+    std::vector<bool> right(w.size(), !_rows.empty());
+    for (const auto& r : _rows) {
+        for (std::size_t i = 0; i < w.size(); ++i) {
+            right[i] = right[i] && i < r.size() && numeric(r[i]);
+        }
+    }
+    auto line = [&](const std::vector<std::string>& cells) {
         std::string out;
         for (std::size_t i = 0; i < w.size(); ++i) {
             const std::string cell = i < cells.size() ? cells[i] : "";
-            const bool right = !header && !cell.empty() && std::isdigit(static_cast<unsigned char>(cell[0])) &&
-                               cell.find_first_of("./:") == std::string::npos;
             const std::string pad(w[i] - cell.size(), ' ');
-            out += (i ? "  " : "") + (right ? pad + cell : cell + (i + 1 < w.size() ? pad : ""));
+            out += (i ? "  " : "") + (right[i] ? pad + cell : cell + pad);
         }
         while (!out.empty() && out.back() == ' ') {
             out.pop_back();
         }
         return out + "\n";
     };
-    std::string out = line(_header, true);
+    std::string out = line(_header);
     for (const auto& r : _rows) {
-        out += line(r, false);
+        out += line(r);
     }
     return out;
 }

@@ -2,7 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
-#include <rte_log.h>
+#include "common/log.hh"
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
 
@@ -328,14 +328,14 @@ void sa_manager::check_lifetime(const std::string& name, Entry& e, uint64_t pkts
     };
     if (!e.soft_logged && past(e.cfg.soft)) {
         e.soft_logged = true;
-        RTE_LOG(WARNING, USER1, "msecgw: SA %s passed its soft lifetime: rekey it\n", name.c_str());
+        MSECGW_LOG(WARNING, control, "SA %s passed its soft lifetime: rekey it", name.c_str());
     }
     const config::sa_lifetime& h = e.cfg.hard;
     // Packet limits of outbound SAs are exact through the IV budget (fill_lane).
     const bool hard = (h.bytes != 0 && bytes >= h.bytes) || (h.seconds != 0 && static_cast<uint64_t>(age.count()) >= h.seconds) ||
                       (e.cfg.dir == config::direction::in && h.packets != 0 && pkts >= h.packets);
     if (hard && !e.sa->expired.exchange(1)) {
-        RTE_LOG(WARNING, USER1, "msecgw: SA %s passed its hard lifetime: stopped\n", name.c_str());
+        MSECGW_LOG(WARNING, control, "SA %s passed its hard lifetime: stopped", name.c_str());
     }
 }
 
@@ -370,7 +370,7 @@ void sa_manager::tick()
                     l.exhausted.store(1, std::memory_order_relaxed);
                 } else {
                     e.sa->stopped.store(1, std::memory_order_relaxed);
-                    RTE_LOG(ERR, USER1, "msecgw: SA %s stopped: %s\n", name.c_str(), r.err().detail.c_str());
+                    MSECGW_LOG(ERR, control, "SA %s stopped: %s", name.c_str(), r.err().detail.c_str());
                 }
             }
         }
