@@ -102,10 +102,9 @@ secret ike_sa::psk_auth(byte_view psk, ike_role who, const id_payload& id) const
 
 std::string ike_sa::wireshark_keylog_record() const
 {
-    auto quoted = [](const std::string& s) { return "\"" + s + "\""; };
-    return quoted(hex64(_init.spi_i)) + "," + quoted(hex64(_init.spi_r)) + "," + quoted(to_hex(_keys.sk_ei.view())) +
-           "," + quoted(to_hex(_keys.sk_er.view())) + "," + quoted("AES-GCM-256 with 16 octet ICV [RFC5282]") +
-           ",\"\",\"\"," + quoted("NONE [RFC4306]");
+    // UAT syntax: hex-bytes fields bare, enum fields quoted; SK_ai/SK_ar empty (AEAD).
+    return hex64(_init.spi_i) + "," + hex64(_init.spi_r) + "," + to_hex(_keys.sk_ei.view()) + "," +
+           to_hex(_keys.sk_er.view()) + ",\"AES-GCM-256 with 16 octet ICV [RFC5282]\",,,\"NONE [RFC4306]\"";
 }
 
 } // namespace msecgw::gkm
