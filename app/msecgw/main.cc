@@ -1,6 +1,7 @@
 // msecgw: DPDK multicast security gateway. Main lcore = control plane; every other lcore = worker.
 #include <rte_eal.h>
 #include <rte_errno.h>
+#include <rte_pdump.h>
 #include <rte_version.h>
 
 #include <chrono>
@@ -219,7 +220,13 @@ int main(int argc, char** argv)
         return fail(std::string("EAL init failed: ") + rte_strerror(rte_errno));
     }
     rte_openlog_stream(stderr); // every log line on stderr (EAL's default is stdout and syslog)
+    // dpdk-dumpcap / dpdk-pdump (secondary processes) capture through this; needs shared
+    // (hugepage) memory: with --no-huge a secondary cannot attach and capture is unavailable.
+    if (rte_pdump_init() != 0) {
+        MSECGW_LOG(WARNING, main, "packet capture (rte_pdump) unavailable: %s", rte_strerror(rte_errno));
+    }
     const int rc = run(*opts, std::move(cfg.value()), metrics_ep, std::move(cli_server));
+    rte_pdump_uninit();
     rte_eal_cleanup();
     return rc;
 }

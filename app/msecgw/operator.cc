@@ -1,6 +1,7 @@
 #include "operator.hh"
 
 #include "common/log.hh"
+#include "msecgw_build_config.hh"
 
 namespace msecgw::app {
 
@@ -70,6 +71,11 @@ result<std::unique_ptr<operator_cli>> operator_cli::open(gateway& gw, const opti
     if (o->_server) {
         MSECGW_LOG(NOTICE, cli, "CLI on unix socket %s", opts.cli_socket.c_str());
     }
+    auto t = cli::telemetry::start(MSECGW_VERSION);
+    if (!t) {
+        return t.err();
+    }
+    o->_telemetry = std::move(t.value());
     if (opts.interactive) {
         auto p = cli::prompt::open(o->_engine);
         if (!p) {
@@ -82,6 +88,7 @@ result<std::unique_ptr<operator_cli>> operator_cli::open(gateway& gw, const opti
 
 void operator_cli::poll()
 {
+    _telemetry->refresh(_backend);
     if (_server) {
         _server->poll(_engine);
     }

@@ -1,6 +1,6 @@
 #pragma once
 // The operator interfaces served by the control loop: the CLI engine over --cli-socket and
-// --interactive. Control core only.
+// --interactive, and the /msecgw/ telemetry snapshot. Control core only.
 
 #include <atomic>
 #include <chrono>
@@ -10,6 +10,7 @@
 #include "cli/commands.hh"
 #include "cli/prompt.hh"
 #include "cli/server.hh"
+#include "cli/telemetry.hh"
 #include "gateway.hh"
 #include "options.hh"
 
@@ -34,7 +35,7 @@ private:
     bool _quit = false;
 };
 
-/// Engine, socket server and prompt, as the options ask.
+/// Engine, socket server and prompt, as the options ask; telemetry always.
 class operator_cli {
 public:
     /// `server`: the --cli-socket listener, opened before the EAL (or null).
@@ -54,6 +55,7 @@ private:
     cli::engine _engine;
     std::unique_ptr<cli::socket_server> _server;
     std::unique_ptr<cli::prompt> _prompt;
+    std::unique_ptr<cli::telemetry> _telemetry;
 };
 
 } // namespace msecgw::app

@@ -87,11 +87,11 @@ class CliCase(GatewayTestCase):
             self.proc.wait()
         super().tearDown()
 
-    def start(self, port0, port1):
+    def start(self, port0, port1, memory=("--no-huge", "-m", "1024")):
         cfg = self.write_config(CONFIG)
         prefix = unique_prefix(self.id().rsplit(".", 1)[-1][:20])
         self._prefixes.append(prefix)
-        args = ["--no-huge", "-m", "1024", "--no-pci", "-l", "0,1", "--file-prefix", prefix,
+        args = [*memory, "--no-pci", "-l", "0,1", "--file-prefix", prefix,
                 "--vdev", port0, "--vdev", port1, "--", "--config", cfg, "--cli-socket", self.sock,
                 "--stats-json", self.path("s.json")]
         self.out, self.err = open(self.path("stdout"), "wb"), open(self.path("stderr"), "wb")
