@@ -3,6 +3,8 @@
 
 #include <rte_mbuf.h>
 
+#include <cstring>
+
 #include "worker.hh"
 
 namespace msecgw::dataplane::detail {
@@ -31,8 +33,25 @@ private:
     uint16_t _n = 0;
 };
 
+/// Copies a link-layer header of `len` bytes (14, or 18 with an 802.1Q tag) from `src` to `dst`
+/// with fixed-size moves (no memmove call per packet); the two must not overlap, which holds
+/// when moving it across the ESP headers (at least 36 bytes).
+inline void copy_l2(uint8_t* dst, const uint8_t* src, uint16_t len)
+{
+    uint64_t head, mid, tail;
+    std::memcpy(&head, src, 8);
+    std::memcpy(&mid, src + 8, 8);
+    std::memcpy(&tail, src + len - 8, 8);
+    std::memcpy(dst, &head, 8);
+    if (len > 16) {
+        std::memcpy(dst + 8, &mid, 8);
+    }
+    std::memcpy(dst + len - 8, &tail, 8);
+}
+
 /// rx accounting and header parsing into lc.scratch; malformed frames leave through `dl`.
-/// Returns the number of good packets, compacted to the front.
+/// Returns the number of good packets, compacted to the front; lc.scratch.n_frag counts the IP
+/// fragments among them.
 uint16_t stage_parse(lcore_ctx& lc, const rx_binding& b, rte_mbuf** pkts, uint16_t n, drop_list& dl);
 
 /// Re-parses packet i (after its headers changed) into lc.scratch slot i; false if it is now

@@ -21,7 +21,7 @@ uint8_t outer_ecn(const uint8_t* ip, uint8_t family)
     return family == 4 ? (ip[1] & 3) : ((ip[1] >> 4) & 3);
 }
 
-/// Moves packet i's burst state to slot j (j <= i).
+/// Moves packet i's burst state to slot j (j < i).
 void move_slot(burst_scratch& s, rte_mbuf** pkts, uint16_t i, uint16_t j)
 {
     pkts[j] = pkts[i];
@@ -29,14 +29,18 @@ void move_slot(burst_scratch& s, rte_mbuf** pkts, uint16_t i, uint16_t j)
     s.data[j] = s.data[i];
     s.sa[j] = s.sa[i];
     s.seq[j] = s.seq[i];
-    s.rkey[j] = s.rkey[i];
 }
 
-/// Drops every packet whose verdict is a reason; compacts the rest to the front.
+/// Drops every packet whose verdict is a reason; compacts the rest to the front. The packets
+/// before the first drop stay where they are (in the usual burst: all of them).
 uint16_t compact(lcore_ctx& lc, rte_mbuf** pkts, uint16_t n, const uint8_t* verdict, drop_list& dl)
 {
-    uint16_t good = 0;
-    for (uint16_t i = 0; i < n; ++i) {
+    uint16_t i = 0;
+    while (i < n && verdict[i] == keep) {
+        ++i;
+    }
+    uint16_t good = i;
+    for (; i < n; ++i) {
         if (verdict[i] != keep) {
             dl.add(pkts[i], static_cast<drop_reason>(verdict[i]), lc.stats);
             continue;
@@ -44,6 +48,13 @@ uint16_t compact(lcore_ctx& lc, rte_mbuf** pkts, uint16_t n, const uint8_t* verd
         move_slot(lc.scratch, pkts, i, good++);
     }
     return good;
+}
+
+/// The replay window of (SA, source) for an IP header of `family` (outer before decryption, inner
+/// after: RFC 5374 address preservation makes their sources equal).
+replay::replay_key replay_key_of(const sa::in_sa& sa, const uint8_t* ip, uint8_t family)
+{
+    return family == 4 ? replay::replay_key::v4(sa.uid, src_addr(ip, 4)) : replay::replay_key::v6(sa.uid, src_addr(ip, 6));
 }
 
 /// SAD lookup and replay pre-check for one ESP packet; queues its GCM op.
@@ -64,10 +75,8 @@ uint8_t esp_prepare(lcore_ctx& lc, const dp_state& st, uint16_t i, uint16_t& nop
     if (sa.expired.load(std::memory_order_relaxed)) {
         return static_cast<uint8_t>(drop_reason::sa_expired);
     }
-    s.rkey[i] = meta.family == 4 ? replay::replay_key::v4(sa.uid, src_addr(ip, 4))
-                                 : replay::replay_key::v6(sa.uid, src_addr(ip, 6));
     if (sa.replay_window != 0) {
-        const replay::verdict v = lc.replay->check(s.rkey[i], h.seq);
+        const replay::verdict v = lc.replay->check(replay_key_of(sa, ip, meta.family), h.seq);
         if (v != replay::verdict::ok) {
             return static_cast<uint8_t>(v == replay::verdict::replayed ? drop_reason::replay : drop_reason::replay_too_old);
         }
@@ -99,12 +108,18 @@ uint8_t esp_finalize(lcore_ctx& lc, const dp_state& st, rte_mbuf* m, uint16_t i,
     if (!esp::ecn_decapsulate(op.data, outer_meta.family, outer_ecn(outer, outer_meta.family))) {
         return static_cast<uint8_t>(drop_reason::ecn_drop);
     }
+    // Strip: the L2 header moves up to the inner packet (no reparse of what we know: the inner
+    // IP header alone is parsed, for classification and the policy check).
     const auto cut = static_cast<uint16_t>(op.data - outer);
-    std::memmove(front + cut, front, outer_meta.l3_off);
+    uint8_t* inner_front = front + cut;
+    copy_l2(inner_front, front, outer_meta.l3_off);
     rte_pktmbuf_adj(m, cut);
-    rte_pktmbuf_trim(m, static_cast<uint16_t>(m->data_len - (outer_meta.l3_off + inner_len)));
+    const auto frame_len = static_cast<uint16_t>(outer_meta.l3_off + inner_len);
+    rte_pktmbuf_trim(m, static_cast<uint16_t>(m->data_len - frame_len));
+    s.data[i] = inner_front;
     drop_reason why = drop_reason::ip_truncated;
-    if (!reparse(lc, m, i, why)) {
+    if (!packet::parse_ip(inner_front, frame_len, outer_meta.l3_off, outer_meta.vlan, packet::ipv4_csum::verify,
+                          s.meta[i], why)) {
         return static_cast<uint8_t>(why);
     }
     sa::in_lane& lane = st.in_sas[s.sa[i]]->lanes[lc.index];
@@ -159,7 +174,8 @@ uint8_t inb_decide(lcore_ctx& lc, const dp_state& st, const rx_binding& b, uint1
     }
     const sa::in_sa& sa = *st.in_sas[s.sa[i]];
     if (sa.replay_window != 0) {
-        replay::replay_window* w = lc.replay->find_or_insert(s.rkey[i], sa.replay_window);
+        const uint8_t* inner = s.data[i] + s.meta[i].l3_off;
+        replay::replay_window* w = lc.replay->find_or_insert(replay_key_of(sa, inner, s.meta[i].family), sa.replay_window);
         if (w == nullptr) {
             return static_cast<uint8_t>(drop_reason::replay_table_full);
         }

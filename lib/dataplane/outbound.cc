@@ -55,13 +55,18 @@ bool esp_encap(lcore_ctx& lc, const rx_binding& b, sa::out_sa& sa, rte_mbuf* m, 
     if (!next_counter(sa, lc.index, ctr, why)) {
         return false;
     }
-    rte_pktmbuf_trim(m, static_cast<uint16_t>(m->data_len - frame_len)); // Ethernet padding
+    // Room was checked above and the mbuf has one segment: grow it at both ends in one update
+    // (dropping any Ethernet padding) instead of trim + prepend + append.
     uint8_t* old_front = rte_pktmbuf_mtod(m, uint8_t*);
-    auto* front = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, lay.head_len));
-    std::memmove(front, old_front, meta.l3_off);
+    uint8_t* front = old_front - lay.head_len;
+    const auto new_len = static_cast<uint16_t>(frame_len + lay.head_len + lay.tail_len);
+    m->data_off = static_cast<uint16_t>(m->data_off - lay.head_len);
+    m->data_len = new_len;
+    m->pkt_len = new_len;
+    copy_l2(front, old_front, meta.l3_off);
     uint8_t* outer = front + meta.l3_off;
     uint8_t* inner = outer + lay.head_len;
-    auto* tail = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, lay.tail_len));
+    uint8_t* tail = inner + meta.ip_len;
     if (meta.family == 4) {
         esp::write_outer_v4(outer, inner, lay.outer_total, lc.ip_id++, b.tx_ipv4_cksum);
     } else {
@@ -117,6 +122,37 @@ uint16_t stage_seal(lcore_ctx& lc, rte_mbuf** pkts, uint16_t n, uint16_t nops, d
 
 } // namespace
 
+namespace {
+
+/// What the outbound policy of one rule says, resolved once per run of packets with that rule
+/// (bursts are mostly a few flows of a few rules).
+struct rule_target {
+    policy::rule_id id = policy::no_match;
+    config::policy_action action = config::policy_action::discard;
+    sa::out_sa* sa = nullptr; ///< PROTECT: the SA, or nullptr when it cannot seal now (see why)
+    drop_reason why = drop_reason::policy_no_match;
+};
+
+rule_target resolve(const dp_state& st, policy::rule_id id)
+{
+    rule_target t;
+    t.id = id;
+    if (id == policy::no_match) {
+        return t;
+    }
+    t.action = st.out_policies->rule(id).action;
+    t.why = drop_reason::policy_discard;
+    if (t.action == config::policy_action::protect) {
+        sa::out_sa& sa = *st.out_sas[st.out_rule_sa[id]];
+        const bool expired = sa.expired.load(std::memory_order_relaxed) != 0;
+        t.why = expired ? drop_reason::sa_expired : drop_reason::sa_not_ready;
+        t.sa = expired || sa.stopped.load(std::memory_order_relaxed) != 0 ? nullptr : &sa;
+    }
+    return t;
+}
+
+} // namespace
+
 uint16_t outb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte_mbuf** pkts, uint16_t n,
                       drop_list& dl)
 {
@@ -124,34 +160,34 @@ uint16_t outb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rt
     lc.flows.classify(*st.out_policies, s.meta.data(), s.data.data(), n, s.rule.data());
     s.n_split = 0;
     uint16_t good = 0, nops = 0;
+    rule_target t; // the no-match target, as resolve(st, policy::no_match) makes it
     for (uint16_t i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];
-        const policy::rule_id id = s.rule[i];
-        drop_reason why = drop_reason::policy_no_match;
-        const auto action = id == policy::no_match ? config::policy_action::discard : st.out_policies->rule(id).action;
-        if (action == config::policy_action::bypass) {
+        if (s.rule[i] != t.id) {
+            t = resolve(st, s.rule[i]);
+        }
+        drop_reason why = t.why;
+        if (t.action == config::policy_action::bypass) {
             if (s.meta[i].ip_len > b.egress_mtu) {
                 dl.add(m, drop_reason::mtu_exceeded, lc.stats);
                 continue;
             }
             ++lc.stats.bypassed;
-            s.meta[good] = s.meta[i];
+            if (good != i) {
+                s.meta[good] = s.meta[i];
+            }
             s.split[good] = 0;
             pkts[good++] = m;
             continue;
         }
-        if (action == config::policy_action::protect) {
-            sa::out_sa& sa = *st.out_sas[st.out_rule_sa[id]];
-            why = sa.expired.load(std::memory_order_relaxed) ? drop_reason::sa_expired : drop_reason::sa_not_ready;
-            s.meta[good] = s.meta[i];
-            const bool usable = sa.stopped.load(std::memory_order_relaxed) == 0 &&
-                                sa.expired.load(std::memory_order_relaxed) == 0;
-            if (usable && esp_encap(lc, b, sa, m, good, nops, why)) {
+        if (t.sa != nullptr) {
+            if (good != i) {
+                s.meta[good] = s.meta[i];
+            }
+            if (esp_encap(lc, b, *t.sa, m, good, nops, why)) {
                 pkts[good++] = m;
                 continue;
             }
-        } else if (id != policy::no_match) {
-            why = drop_reason::policy_discard;
         }
         dl.add(m, why, lc.stats);
     }

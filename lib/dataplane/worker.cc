@@ -31,6 +31,7 @@ uint16_t stage_parse(lcore_ctx& lc, const rx_binding& b, rte_mbuf** pkts, uint16
 {
     burst_scratch& s = lc.scratch;
     uint16_t good = 0;
+    uint16_t frags = 0;
     uint64_t bytes = 0;
     for (uint16_t i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];
@@ -47,9 +48,11 @@ uint16_t stage_parse(lcore_ctx& lc, const rx_binding& b, rte_mbuf** pkts, uint16
             dl.add(m, drop_reason::ip_bad_checksum, lc.stats);
             continue;
         }
+        frags = static_cast<uint16_t>(frags + s.meta[good].fragment);
         s.data[good] = data;
         pkts[good++] = m;
     }
+    s.n_frag = frags;
     lc.stats.rx_pkts[b.rx_port] += n;
     lc.stats.rx_bytes[b.rx_port] += bytes;
     return good;
@@ -123,7 +126,9 @@ void process_burst(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte_m
             tx = lc.scratch.frags.data();
         }
     } else {
-        n = detail::stage_reassemble(lc, pkts, n, dl);
+        if (lc.scratch.n_frag != 0) {
+            n = detail::stage_reassemble(lc, pkts, n, dl);
+        }
         n = detail::inb_process(lc, st, b, pkts, n, dl);
     }
     detail::stage_tx(lc, b, tx, n, dl);

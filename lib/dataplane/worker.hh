@@ -47,12 +47,12 @@ struct burst_scratch {
     std::array<policy::rule_id, max_burst> rule;
     std::array<uint32_t, max_burst> sa;         ///< inbound: index into dp_state::in_sas, or no_sa
     std::array<uint32_t, max_burst> seq;        ///< inbound: ESP sequence number
-    std::array<replay::replay_key, max_burst> rkey;
     std::array<crypto::gcm_op, max_burst> ops;
     std::array<uint16_t, max_burst> op_pkt;     ///< packet index of each op
     std::array<uint8_t, max_burst> ok;
     std::array<uint8_t, max_burst> split;       ///< outbound: the ESP packet exceeds the egress MTU
     uint16_t n_split = 0;                       ///< how many of the burst do
+    uint16_t n_frag = 0;                        ///< inbound: IP fragments among the parsed burst
     std::array<rte_mbuf*, max_tx_frags> frags;  ///< outbound: the burst after fragmentation
 };
 

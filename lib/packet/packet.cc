@@ -219,6 +219,22 @@ bool parse_frame(const uint8_t* frame, uint32_t len, ipv4_csum csum, pkt_meta& m
     return fail(why, drop_reason::not_ip);
 }
 
+bool parse_ip(const uint8_t* frame, uint32_t len, uint16_t l3_off, uint16_t vlan, ipv4_csum csum, pkt_meta& m,
+              drop_reason& why)
+{
+    m = pkt_meta{};
+    m.vlan = vlan;
+    m.l3_off = l3_off;
+    if (len <= l3_off) {
+        return fail(why, drop_reason::ip_truncated);
+    }
+    switch (frame[l3_off] >> 4) {
+    case 4: return parse_ipv4(frame, len, csum, m, why);
+    case 6: return parse_ipv6(frame, len, m, why);
+    default: return fail(why, drop_reason::ip_bad_version);
+    }
+}
+
 uint16_t ipv4_header_checksum(const uint8_t* hdr, uint32_t len)
 {
     // RFC 1071 §2(B): the one's complement sum does not depend on byte order, so sum native
@@ -249,16 +265,6 @@ uint16_t ipv4_header_checksum(const uint8_t* hdr, uint32_t len)
         sum += hdr[i]; // odd trailing byte, padded with zero: the low byte of a little-endian word
     }
     return checksum_fold(sum);
-}
-
-uint16_t checksum_fold(uint64_t sum)
-{
-    sum = (sum & 0xffffffffu) + (sum >> 32);
-    sum = (sum & 0xffffffffu) + (sum >> 32);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    const auto le = static_cast<uint16_t>(sum);
-    return static_cast<uint16_t>(~static_cast<uint16_t>((le << 8) | (le >> 8)));
 }
 
 } // namespace msecgw::packet

@@ -56,6 +56,13 @@ struct pkt_meta {
 /// `ipv6_bad_ext_header`. IPv4 AH (51) is not skipped: `proto` is 51 with no ports.
 bool parse_frame(const uint8_t* frame, uint32_t len, ipv4_csum csum, pkt_meta& m, drop_reason& why);
 
+/// Parses only the IP packet at `l3_off` of a frame of `len` bytes whose link-layer header is
+/// known (after ESP decapsulation: the L2 header stays, the inner packet follows it). The IP
+/// version nibble picks IPv4 or IPv6; the same rules as parse_frame apply from there on. Fills
+/// `m` (l3_off and vlan as given) or stores the drop reason in `why` and returns false.
+bool parse_ip(const uint8_t* frame, uint32_t len, uint16_t l3_off, uint16_t vlan, ipv4_csum csum, pkt_meta& m,
+              drop_reason& why);
+
 /// Internet checksum (RFC 1071) over `len` bytes, folded and complemented. 16-bit words are read
 /// big-endian, so the result is stored high byte first; it is 0 over a header with a correct
 /// checksum field. An odd trailing byte is padded with zero.
@@ -63,6 +70,14 @@ uint16_t ipv4_header_checksum(const uint8_t* hdr, uint32_t len);
 
 /// The checksum (as ipv4_header_checksum returns it) from a plain sum of the header's words read
 /// in native (little-endian) order, 16 or 32 bits at a time: for headers built in registers.
-uint16_t checksum_fold(uint64_t sum);
+inline uint16_t checksum_fold(uint64_t sum)
+{
+    sum = (sum & 0xffffffffu) + (sum >> 32);
+    sum = (sum & 0xffffffffu) + (sum >> 32);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    const auto le = static_cast<uint16_t>(sum);
+    return static_cast<uint16_t>(~static_cast<uint16_t>((le << 8) | (le >> 8)));
+}
 
 } // namespace msecgw::packet

@@ -101,7 +101,7 @@ TEST(esp, header_and_trailer_round_trip)
     for (uint16_t len : {20, 21, 22, 23, 100, 1500}) {
         auto pkt = ipv4_packet(len);
         const auto l = esp::layout_for(4, len);
-        pkt.resize(l.cipher_len);
+        pkt.resize(l.cipher_len + esp::icv_len); // write_trailer stores 8 bytes; the ICV follows
         esp::write_trailer(pkt.data() + len, l.pad_len, esp::next_header_ipv4);
         EXPECT_EQ(esp::check_trailer(pkt.data(), l.cipher_len), len);
         if (l.pad_len > 0) {
@@ -114,7 +114,7 @@ TEST(esp, header_and_trailer_round_trip)
     }
     auto v6 = ipv6_packet(61);
     const auto l6 = esp::layout_for(6, 61);
-    v6.resize(l6.cipher_len);
+    v6.resize(l6.cipher_len + esp::icv_len);
     esp::write_trailer(v6.data() + 61, l6.pad_len, esp::next_header_ipv6);
     EXPECT_EQ(esp::check_trailer(v6.data(), l6.cipher_len), 61);
 }

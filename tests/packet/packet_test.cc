@@ -654,3 +654,49 @@ TEST(packet_parse, one_byte_flips_stay_in_bounds_and_are_deterministic)
         EXPECT_GT(dropped, 1000u);
     }
 }
+
+// parse_ip (after ESP decapsulation: the L2 header is known, only the inner IP packet is parsed)
+// agrees with parse_frame on every field for both families, tagged and untagged, and takes the
+// IP version from the packet itself rather than the (outer) EtherType.
+TEST(packet_parse, parse_ip_agrees_with_parse_frame)
+{
+    for (int tci : {-1, 0x0123}) {
+        v4 o4;
+        o4.tci = tci;
+        v6 o6;
+        o6.tci = tci;
+        o6.ext = {{0}, {60, 16}};
+        for (const bytes& f : {ipv4_frame(o4), ipv6_frame(o6)}) {
+            const outcome want = run(f);
+            ASSERT_TRUE(want.ok);
+            pkt_meta got;
+            std::memset(&got, 0xa5, sizeof(got));
+            drop_reason why = drop_reason::count_;
+            ASSERT_TRUE(parse_ip(f.data(), static_cast<uint32_t>(f.size()), want.m.l3_off, want.m.vlan,
+                                 ipv4_csum::verify, got, why));
+            EXPECT_EQ(0, std::memcmp(&got, &want.m, sizeof(got)));
+            bytes other = f; // an IPv4 EtherType over an IPv6 packet (or the reverse) changes nothing
+            put16(other, want.m.l3_off - 2, want.m.family == 4 ? ethertype_ipv6 : ethertype_ipv4);
+            ASSERT_TRUE(parse_ip(other.data(), static_cast<uint32_t>(other.size()), want.m.l3_off, want.m.vlan,
+                                 ipv4_csum::verify, got, why));
+            EXPECT_EQ(got.family, want.m.family);
+        }
+    }
+}
+
+TEST(packet_parse, parse_ip_rejects_bad_version_truncation_and_checksum)
+{
+    bytes f = ipv4_frame(v4{});
+    pkt_meta m;
+    drop_reason why = drop_reason::count_;
+    EXPECT_FALSE(parse_ip(f.data(), 14, 14, vlan_none, ipv4_csum::verify, m, why));
+    EXPECT_EQ(why, drop_reason::ip_truncated);
+    EXPECT_FALSE(parse_ip(f.data(), 14 + 19, 14, vlan_none, ipv4_csum::verify, m, why));
+    EXPECT_EQ(why, drop_reason::ip_truncated);
+    f[14 + 8] ^= 1; // TTL: checksum now wrong
+    EXPECT_FALSE(parse_ip(f.data(), static_cast<uint32_t>(f.size()), 14, vlan_none, ipv4_csum::verify, m, why));
+    EXPECT_EQ(why, drop_reason::ip_bad_checksum);
+    f[14] = 0x55;
+    EXPECT_FALSE(parse_ip(f.data(), static_cast<uint32_t>(f.size()), 14, vlan_none, ipv4_csum::trusted, m, why));
+    EXPECT_EQ(why, drop_reason::ip_bad_version);
+}
