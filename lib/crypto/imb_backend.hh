@@ -67,6 +67,17 @@ inline void gcm_dec_direct(IMB_MGR* m, aead alg, const gcm_key_data* key, gcm_co
     }
 }
 
+/// Direct GCM encryption of `len` bytes in place, as gcm_dec_direct; writes the tag to `tag`.
+inline void gcm_enc_direct(IMB_MGR* m, aead alg, const gcm_key_data* key, gcm_context_data* ctx, uint8_t* data,
+                           uint64_t len, const uint8_t* nonce12, const uint8_t* aad, uint8_t* tag)
+{
+    if (alg == aead::aes_128_gcm) {
+        IMB_AES128_GCM_ENC(m, key, ctx, data, data, len, nonce12, aad, gcm_aad_len, tag, gcm_icv_len);
+    } else {
+        IMB_AES256_GCM_ENC(m, key, ctx, data, data, len, nonce12, aad, gcm_aad_len, tag, gcm_icv_len);
+    }
+}
+
 /// Up to n free job slots, in queue order; fewer if the queue is short of space.
 inline uint32_t get_next_burst(IMB_MGR* m, uint32_t n, IMB_JOB** jobs)
 {
