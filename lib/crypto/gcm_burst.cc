@@ -159,11 +159,11 @@ uint32_t short_direct(IMB_MGR* m, std::span<const gcm_op> ops, burst_scratch& s,
         }
         used = true;
         if constexpr (Dir == direction::seal) {
-            imb::gcm_enc_direct(m, op.key->alg, key_data(*op.key), &ctx, op.data, op.len, s.nonce[i].data(), op.aad,
+            imb::gcm_direct<true>(m, op.key->alg, key_data(*op.key), &ctx, op.data, op.len, s.nonce[i].data(), op.aad,
                                 op.tag);
             ok[i] = 1;
         } else {
-            imb::gcm_dec_direct(m, op.key->alg, key_data(*op.key), &ctx, op.data, op.len, s.nonce[i].data(), op.aad,
+            imb::gcm_direct<false>(m, op.key->alg, key_data(*op.key), &ctx, op.data, op.len, s.nonce[i].data(), op.aad,
                                 s.tag[i].data());
             ok[i] = static_cast<uint8_t>(CRYPTO_memcmp(s.tag[i].data(), op.tag, gcm_icv_len) == 0);
         }

@@ -55,26 +55,18 @@ inline void aes256_gcm_pre(IMB_MGR* m, const uint8_t* key, gcm_key_data* out)
     IMB_AES256_GCM_PRE(m, key, out);
 }
 
-/// Direct (one-call, synchronous) GCM decryption of `len` bytes in place with a 12-byte nonce;
-/// writes the computed tag to `tag`. `len` > 0 and every pointer valid: the caller validates.
-inline void gcm_dec_direct(IMB_MGR* m, aead alg, const gcm_key_data* key, gcm_context_data* ctx, uint8_t* data,
-                           uint64_t len, const uint8_t* nonce12, const uint8_t* aad, uint8_t* tag)
+/// Direct (one-call, synchronous) GCM encryption or decryption of `len` bytes in place with a
+/// 12-byte nonce; writes the (computed) tag to `tag`. `len` > 0 and every pointer valid: the
+/// caller validates.
+template <bool Encrypt>
+inline void gcm_direct(IMB_MGR* m, aead alg, const gcm_key_data* key, gcm_context_data* ctx, uint8_t* data,
+                       uint64_t len, const uint8_t* nonce12, const uint8_t* aad, uint8_t* tag)
 {
-    if (alg == aead::aes_128_gcm) {
-        IMB_AES128_GCM_DEC(m, key, ctx, data, data, len, nonce12, aad, gcm_aad_len, tag, gcm_icv_len);
+    const bool k128 = alg == aead::aes_128_gcm;
+    if constexpr (Encrypt) {
+        (k128 ? m->gcm128_enc : m->gcm256_enc)(key, ctx, data, data, len, nonce12, aad, gcm_aad_len, tag, gcm_icv_len);
     } else {
-        IMB_AES256_GCM_DEC(m, key, ctx, data, data, len, nonce12, aad, gcm_aad_len, tag, gcm_icv_len);
-    }
-}
-
-/// Direct GCM encryption of `len` bytes in place, as gcm_dec_direct; writes the tag to `tag`.
-inline void gcm_enc_direct(IMB_MGR* m, aead alg, const gcm_key_data* key, gcm_context_data* ctx, uint8_t* data,
-                           uint64_t len, const uint8_t* nonce12, const uint8_t* aad, uint8_t* tag)
-{
-    if (alg == aead::aes_128_gcm) {
-        IMB_AES128_GCM_ENC(m, key, ctx, data, data, len, nonce12, aad, gcm_aad_len, tag, gcm_icv_len);
-    } else {
-        IMB_AES256_GCM_ENC(m, key, ctx, data, data, len, nonce12, aad, gcm_aad_len, tag, gcm_icv_len);
+        (k128 ? m->gcm128_dec : m->gcm256_dec)(key, ctx, data, data, len, nonce12, aad, gcm_aad_len, tag, gcm_icv_len);
     }
 }
 
