@@ -145,7 +145,7 @@ reply engine::run(std::vector<std::string> words, bool as_json)
     }
     const std::string& verb = words[0];
     // verb and object only: `add sa` carries key material in its arguments
-    MSECGW_LOG(DEBUG, cli, "command: %s %s", verb.c_str(), words.size() > 1 ? words[1].c_str() : "");
+    MSECGW_LOG(DEBUG, cli, "command: %s %s", shown(verb).c_str(), words.size() > 1 ? shown(words[1]).c_str() : "");
     if (verb == "help" || verb == "?") {
         std::string text = "commands (msecgw-cli: add --json for JSON output):\n";
         for (const auto& c : command_list()) {
@@ -178,7 +178,7 @@ reply engine::run(std::vector<std::string> words, bool as_json)
         _b.quit();
         return ok(as_json ? "{\"quit\": true}\n" : "msecgw: quitting: draining the workers\n");
     }
-    return usage("unknown command '" + verb + "' (try help)");
+    return usage("unknown command '" + shown(verb) + "' (try help)");
 }
 
 reply engine::show(const std::vector<std::string>& w, bool as_json)
@@ -195,7 +195,7 @@ reply engine::show(const std::vector<std::string>& w, bool as_json)
     if (o == "policy" || o == "policies") return show_policy(as_json);
     if (o == "group" || o == "groups") return show_group(as_json);
     if (o == "log") return show_log(as_json);
-    return usage("show " + o + ": unknown object (expected one of " + std::string(show_objects) + ")");
+    return usage("show " + shown(o) + ": unknown object (expected one of " + std::string(show_objects) + ")");
 }
 
 stats::totals engine::since_clear()
@@ -443,11 +443,11 @@ reply engine::set_log(const std::vector<std::string>& w)
     if (w.size() != 4 || w[1] != "log") {
         return usage("set: expected 'set log <type> <level>'");
     }
-    const std::string& type = w[2];
-    const std::string& level = w[3];
+    const std::string type = shown(w[2]);
+    const std::string level = shown(w[3]);
     uint32_t lvl = 0;
     for (uint32_t i = 0; i < std::size(log_levels); ++i) {
-        if (level == log_levels[i] || level == std::to_string(i + 1)) {
+        if (w[3] == log_levels[i] || w[3] == std::to_string(i + 1)) {
             lvl = i + 1; // RTE_LOG_EMERG = 1 .. RTE_LOG_DEBUG = 8
         }
     }
@@ -456,14 +456,14 @@ reply engine::set_log(const std::vector<std::string>& w)
                      "' (expected emerg, alert, crit, err, warning, notice, info, debug)");
     }
     bool found = false;
-    const bool glob = type.find_first_of("*?[") != std::string::npos;
+    const bool glob = w[2].find_first_of("*?[") != std::string::npos;
     for (const auto& [t, l] : log_types()) {
-        found = found || t == type;
+        found = found || t == w[2];
     }
     if (!found && !glob) {
         return failed("set log " + type + ": no such log type (see show log; globs like msecgw.* work)");
     }
-    if (rte_log_set_level_pattern(type.c_str(), lvl) != 0) {
+    if (rte_log_set_level_pattern(w[2].c_str(), lvl) != 0) {
         return failed("set log " + type + ": rte_log refused the level");
     }
     return ok("log level of " + type + " set to " + level + "\n");
@@ -494,14 +494,14 @@ reply engine::del(const std::vector<std::string>& w)
         return usage("del: expected 'del sa NAME' or 'del policy N'");
     }
     auto next = w[1] == "sa" ? with_sa_deleted(_b.running(), w[2]) : with_policy_deleted(_b.running(), w[2]);
+    const std::string what = "del " + w[1] + " " + shown(w[2]);
     if (!next) {
         return next.err().code == errc::config_bad_value ? usage(next.err().detail) : failed(next.err().detail);
     }
     if (auto r = _b.apply(std::move(next.value())); !r) {
-        return failed("del " + w[1] + " " + w[2] + ": refused, the running configuration is unchanged: " +
-                      r.err().detail);
+        return failed(what + ": refused, the running configuration is unchanged: " + r.err().detail);
     }
-    return ok("deleted " + w[1] + " " + w[2] + "\n");
+    return ok("deleted " + w[1] + " " + shown(w[2]) + "\n");
 }
 
 reply engine::rekey(const std::vector<std::string>& w)
@@ -509,7 +509,8 @@ reply engine::rekey(const std::vector<std::string>& w)
     if (w.size() != 3 || w[1] != "group") {
         return usage("rekey: expected 'rekey group <group>'");
     }
-    return failed("rekey group " + w[2] + ": no key server for group " + w[2] +
+    const std::string group = shown(w[2]);
+    return failed("rekey group " + group + ": no key server for group " + group +
                   " (its SAs are keyed manually: replace them with add sa / del sa, or edit the configuration and "
                   "send SIGHUP)");
 }

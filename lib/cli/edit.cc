@@ -5,6 +5,7 @@
 #include <set>
 
 #include "commands.hh"
+#include "text.hh"
 
 namespace msecgw::cli {
 
@@ -34,8 +35,7 @@ result<std::string> flow_map(const std::string& what, const std::vector<std::str
     for (const auto& w : kv) {
         const auto eq = w.find('=');
         if (eq == std::string::npos || eq == 0) {
-            return error{errc::config_bad_value, what + ": expected KEY=VALUE, got '" +
-                                                     (w.rfind("0x", 0) == 0 ? std::string("0x…") : w) + "'"};
+            return error{errc::config_bad_value, what + ": expected KEY=VALUE, got '" + shown(w) + "'"};
         }
         const std::string k = w.substr(0, eq);
         if (!allowed.contains(k)) {
@@ -43,7 +43,7 @@ result<std::string> flow_map(const std::string& what, const std::vector<std::str
             for (const auto& a : allowed) {
                 keys += (keys.empty() ? "" : ", ") + a;
             }
-            return error{errc::config_unknown_key, what + ": unknown key '" + k + "' (expected one of " + keys + ")"};
+            return error{errc::config_unknown_key, what + ": unknown key '" + shown(k) + "' (expected one of " + keys + ")"};
         }
         if (seen->contains(k)) {
             return error{errc::config_duplicate, what + ": " + k + " given twice"};
@@ -92,10 +92,10 @@ result<std::size_t> parse_index(const std::string& what, const std::string& text
     std::size_t v = 0;
     auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
     if (ec != std::errc() || p != text.data() + text.size()) {
-        return error{errc::config_bad_value, what + ": expected a policy number (see show policy), got '" + text + "'"};
+        return error{errc::config_bad_value, what + ": expected a policy number (see show policy), got '" + shown(text) + "'"};
     }
     if (v >= limit) {
-        return error{errc::config_reference, what + ": no policy " + text + " (there are " + std::to_string(limit) +
+        return error{errc::config_reference, what + ": no policy " + shown(text) + " (there are " + std::to_string(limit) +
                                                  "; see show policy)"};
     }
     return v;
@@ -130,9 +130,9 @@ result<config::gateway_cfg> with_sa_added(const config::gateway_cfg& running, co
 
 result<config::gateway_cfg> with_sa_deleted(const config::gateway_cfg& running, const std::string& name)
 {
-    const std::string what = "del sa " + name;
+    const std::string what = "del sa " + shown(name);
     if (running.find_sa(name) == nullptr) {
-        return error{errc::config_reference, what + ": no SA named '" + name + "' (see show sa)"};
+        return error{errc::config_reference, what + ": no SA named '" + shown(name) + "' (see show sa)"};
     }
     for (std::size_t i = 0; i < running.policies.size(); ++i) {
         if (running.policies[i].sa == name) {
@@ -178,7 +178,7 @@ result<config::gateway_cfg> with_policy_added(const config::gateway_cfg& running
     if (auto it = seen.find("sa"); it != seen.end()) {
         const config::sa_cfg* sa = running.find_sa(it->second);
         if (sa == nullptr) {
-            return error{errc::config_reference, what + ": sa: no SA named '" + it->second + "' (see show sa)"};
+            return error{errc::config_reference, what + ": sa: no SA named '" + shown(it->second) + "' (see show sa)"};
         }
         sas = "sas:\n  - {name: \"" + sa->name + "\", dir: " + std::string(config::to_string(sa->dir)) +
               ", spi: 256, aead: aes-128-gcm, key: \"0x" + std::string(40, '0') + "\"}\n";

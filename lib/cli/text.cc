@@ -1,6 +1,7 @@
 #include "text.hh"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 
 namespace msecgw::cli {
@@ -169,6 +170,25 @@ std::string hex32(uint32_t v)
     char buf[16];
     std::snprintf(buf, sizeof buf, "0x%08x", v);
     return buf;
+}
+
+std::string shown(std::string_view word)
+{
+    std::size_t run = 0;
+    for (const char c : word) {
+        run = std::isxdigit(static_cast<unsigned char>(c)) ? run + 1 : 0;
+        if (run >= 12) {
+            std::string out = "(";
+            out.append(std::to_string(word.size())).append(" characters, not shown: they could be key material)");
+            return out;
+        }
+    }
+    if (word.size() > 64) {
+        std::string out = "(";
+        out.append(std::to_string(word.size())).append(" characters, not shown)");
+        return out;
+    }
+    return std::string(word);
 }
 
 } // namespace msecgw::cli

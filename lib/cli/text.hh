@@ -61,4 +61,8 @@ private:
 
 std::string hex32(uint32_t v); ///< "0x00001001"
 
+/// A word the operator typed, fit to be echoed in a message: as typed, unless it could hold key
+/// material (12 or more hex digits in a row, or longer than 64 characters): then withheld.
+std::string shown(std::string_view word);
+
 } // namespace msecgw::cli

@@ -87,13 +87,13 @@ class CliCase(GatewayTestCase):
             self.proc.wait()
         super().tearDown()
 
-    def start(self, port0, port1, memory=("--no-huge", "-m", "1024")):
-        cfg = self.write_config(CONFIG)
+    def start(self, port0, port1, memory=("--no-huge", "-m", "1024"), config=CONFIG, extra=()):
+        cfg = self.write_config(config)
         prefix = unique_prefix(self.id().rsplit(".", 1)[-1][:20])
         self._prefixes.append(prefix)
         args = [*memory, "--no-pci", "-l", "0,1", "--file-prefix", prefix,
                 "--vdev", port0, "--vdev", port1, "--", "--config", cfg, "--cli-socket", self.sock,
-                "--stats-json", self.path("s.json")]
+                "--stats-json", self.path("s.json"), *extra]
         self.out, self.err = open(self.path("stdout"), "wb"), open(self.path("stderr"), "wb")
         self.proc = subprocess.Popen([MSECGW_BIN] + args, stdout=self.out, stderr=self.err)
         deadline = time.monotonic() + 60
@@ -117,7 +117,9 @@ class CliCase(GatewayTestCase):
         self.outputs += [p.stdout, p.stderr]
         if check is not None:
             self.assertEqual(p.returncode, check, f"{' '.join(words)}: exit {p.returncode}\n"
-                                                  f"stdout {p.stdout!r}\nstderr {p.stderr!r}")
+                                                  f"stdout {p.stdout!r}\nstderr {p.stderr!r}\n"
+                                                  f"gateway {self.proc.poll() if self.proc else None}:\n"
+                                                  f"{self.gateway_log()[-3000:] if self.proc else ''}")
         return p
 
     def text(self, *words):
