@@ -9,6 +9,7 @@
 #include <openssl/obj_mac.h>
 #include <openssl/param_build.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
 #include <array>
@@ -446,6 +447,67 @@ secret random_secret(size_t n)
     secret out(n);
     random_fill(out.mutable_view());
     return out;
+}
+
+} // namespace msecgw::gkm
+
+namespace msecgw::gkm {
+
+void signing_key::pkey_deleter::operator()(void* p) const
+{
+    EVP_PKEY_free(static_cast<EVP_PKEY*>(p));
+}
+
+signing_key::signing_key(void* pkey, bytes der) : _pkey(pkey), _public_der(std::move(der)) {}
+signing_key::signing_key(signing_key&&) noexcept = default;
+signing_key& signing_key::operator=(signing_key&&) noexcept = default;
+signing_key::~signing_key() = default;
+
+result<signing_key> signing_key::generate()
+{
+    EVP_PKEY* pkey = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+    if (pkey == nullptr) {
+        return make_error(reason::crypto, "ECDSA key generation");
+    }
+    int len = i2d_PUBKEY(pkey, nullptr);
+    bytes der(len > 0 ? size_t(len) : 0);
+    uint8_t* p = der.data();
+    if (len <= 0 || i2d_PUBKEY(pkey, &p) != len) {
+        EVP_PKEY_free(pkey);
+        return make_error(reason::crypto, "ECDSA public key export");
+    }
+    return signing_key(pkey, std::move(der));
+}
+
+result<bytes> signing_key::sign(byte_view data) const
+{
+    using md_ctx_ptr = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
+    md_ctx_ptr ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    size_t len = 0;
+    auto* pkey = static_cast<EVP_PKEY*>(_pkey.get());
+    if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, pkey) != 1 ||
+        EVP_DigestSign(ctx.get(), nullptr, &len, data.data(), data.size()) != 1) {
+        return make_error(reason::crypto, "ECDSA sign");
+    }
+    bytes sig(len);
+    if (EVP_DigestSign(ctx.get(), sig.data(), &len, data.data(), data.size()) != 1) {
+        return make_error(reason::crypto, "ECDSA sign");
+    }
+    sig.resize(len);
+    return sig;
+}
+
+bool verify_signature(byte_view public_key_der, byte_view data, byte_view signature)
+{
+    const uint8_t* p = public_key_der.data();
+    pkey_ptr pkey(d2i_PUBKEY(nullptr, &p, long(public_key_der.size())));
+    if (!pkey || EVP_PKEY_get_base_id(pkey.get()) != EVP_PKEY_EC) {
+        return false;
+    }
+    using md_ctx_ptr = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
+    md_ctx_ptr ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    return ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, pkey.get()) == 1 &&
+           EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), data.data(), data.size()) == 1;
 }
 
 } // namespace msecgw::gkm

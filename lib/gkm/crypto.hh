@@ -86,3 +86,32 @@ bytes random_bytes(size_t n);
 secret random_secret(size_t n);
 
 } // namespace msecgw::gkm
+
+namespace msecgw::gkm {
+
+/// ECDSA P-256 with SHA-256, the GCKS's key for signing GSA_REKEY messages.
+class signing_key {
+public:
+    static result<signing_key> generate();
+    signing_key(signing_key&&) noexcept;
+    signing_key& operator=(signing_key&&) noexcept;
+    ~signing_key();
+
+    /// DER ECDSA-Sig-Value over SHA-256(data).
+    result<bytes> sign(byte_view data) const;
+    /// SubjectPublicKeyInfo (DER) to give to group members.
+    const bytes& public_key_der() const { return _public_der; }
+
+private:
+    signing_key(void* pkey, bytes der);
+    struct pkey_deleter {
+        void operator()(void* p) const;
+    };
+    std::unique_ptr<void, pkey_deleter> _pkey;
+    bytes _public_der;
+};
+
+/// Verifies an ECDSA P-256/SHA-256 signature against a DER SubjectPublicKeyInfo.
+bool verify_signature(byte_view public_key_der, byte_view data, byte_view signature);
+
+} // namespace msecgw::gkm

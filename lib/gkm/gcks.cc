@@ -3,6 +3,7 @@
 #include "gkm.hh"
 #include "ike_sa.hh"
 #include "registration.hh"
+#include "rekey.hh"
 
 namespace msecgw::gkm {
 
@@ -13,7 +14,59 @@ struct group_runtime {
     uint32_t tek_spi = 0;
     secret tek_keymat;  ///< key ‖ salt (RFC 4106 keying material)
     uint32_t next_sender_id = 1;
+    secret kek;                       ///< key ‖ salt of the rekey SA
+    bytes kek_spi;                    ///< 16 bytes: SPIi ‖ SPIr of GSA_REKEY messages
+    uint32_t next_rekey_message_id = 1;
+    std::vector<endpoint> registered; ///< where GSA_REKEY goes (unicast until multicast lands)
 };
+
+gsa_policy make_policy(gsa_policy_type type, protocol_id protocol, bytes spi, std::vector<transform> transforms,
+                       std::vector<attribute> attributes)
+{
+    gsa_policy p;
+    p.type = type;
+    p.protocol = protocol;
+    p.spi = std::move(spi);
+    p.transforms = std::move(transforms);
+    p.attributes = std::move(attributes);
+    return p;
+}
+
+gsa_policy tek_policy(const group_runtime& g)
+{
+    gsa_policy tek = make_policy(
+        gsa_policy_type::tek, protocol_id::esp, spi_bytes(g.tek_spi),
+        {transform::make(transform_type::encr, encr_aes_gcm_16, g.config.tek_key_bits),
+         transform::make(transform_type::sn, sn_32bit_unspecified)},
+        {attribute::u32(uint16_t(gsa_attribute::key_lifetime), g.config.tek_lifetime_seconds)});
+    tek.source = g.config.source;
+    tek.destination = g.config.destination;
+    return tek;
+}
+
+gsa_policy group_wide_policy(const group_runtime& g)
+{
+    return make_policy(gsa_policy_type::group_wide, protocol_id::none, {}, {},
+                       {attribute::short_form(uint16_t(gwp_attribute::sender_id_bits), g.config.sender_id_bits)});
+}
+
+gsa_policy kek_policy(const group_runtime& g)
+{
+    return make_policy(gsa_policy_type::kek, protocol_id::gike_update, g.kek_spi,
+                       {transform::make(transform_type::encr, encr_aes_gcm_16, kek_key_size * 8)},
+                       {attribute::u32(uint16_t(gsa_attribute::initial_message_id), g.next_rekey_message_id)});
+}
+
+/// SA_KEY for the group's current TEK wrapped under kwk (KWK ID kwk_id).
+result<attribute> sa_key_attribute(const group_runtime& g, byte_view kwk, uint32_t kwk_id)
+{
+    result<bytes> wrapped = key_wrap(kwk, g.tek_keymat.view());
+    if (!wrapped) {
+        return wrapped.err();
+    }
+    return attribute::long_form(uint16_t(group_key_attribute::sa_key),
+                                wrapped_key{g.tek_spi, kwk_id, std::move(*wrapped)}.encode());
+}
 
 /// One IKE SA the GCKS answers on, keyed by its responder SPI.
 struct responder_session {
@@ -97,6 +150,9 @@ struct gcks::impl {
     void handle_gsa_auth(const received_datagram& dg, const message& m);
     std::vector<payload> answer_registration(responder_session& s, const std::vector<payload>& request);
     std::vector<payload> key_download(responder_session& s, group_runtime& g, bool sender);
+    result<void> rekey(uint32_t group_id);
+
+    signing_key signer;
 };
 
 void gcks::impl::handle(const received_datagram& dg)
@@ -251,38 +307,67 @@ std::vector<payload> gcks::impl::answer_registration(responder_session& s, const
 
 std::vector<payload> gcks::impl::key_download(responder_session& s, group_runtime& g, bool sender)
 {
-    gsa_policy tek;
-    tek.type = gsa_policy_type::tek;
-    tek.protocol = protocol_id::esp;
-    tek.spi = spi_bytes(g.tek_spi);
-    tek.source = g.config.source;
-    tek.destination = g.config.destination;
-    tek.transforms = {transform::make(transform_type::encr, encr_aes_gcm_16, g.config.tek_key_bits),
-                      transform::make(transform_type::sn, sn_32bit_unspecified)};
-    tek.attributes = {attribute::u32(uint16_t(gsa_attribute::key_lifetime), g.config.tek_lifetime_seconds)};
-    gsa_policy group_wide;
-    group_wide.type = gsa_policy_type::group_wide;
-    group_wide.protocol = protocol_id::none;
-    group_wide.attributes = {attribute::short_form(uint16_t(gwp_attribute::sender_id_bits), g.config.sender_id_bits)};
-
-    result<bytes> wrapped = key_wrap(s.sa.wrap_key().view(), g.tek_keymat.view());
-    if (!wrapped) {
+    result<attribute> sa_key = sa_key_attribute(g, s.sa.wrap_key().view(), 0);
+    result<bytes> wrapped_kek = key_wrap(s.sa.wrap_key().view(), g.kek.view());
+    if (!sa_key || !wrapped_kek) {
         return {};
     }
     kd_payload kd;
-    kd.bags.push_back(key_bag{key_bag_type::group,
-                              {attribute::long_form(uint16_t(group_key_attribute::sa_key),
-                                                    wrapped_key{g.tek_spi, 0, std::move(*wrapped)}.encode())}});
+    kd.bags.push_back(key_bag{key_bag_type::group, {std::move(*sa_key)}});
+    key_bag member{key_bag_type::member,
+                   {attribute::long_form(uint16_t(member_key_attribute::wrap_key),
+                                         wrapped_key{kwk_id_kek, 0, std::move(*wrapped_kek)}.encode())}};
     if (sender) {
         const uint32_t limit = g.config.sender_id_bits >= 32 ? 0xffffffffu : (1u << g.config.sender_id_bits) - 1;
         if (g.next_sender_id > limit) {
             return {};  // Sender-ID space exhausted: never hand one out twice
         }
-        kd.bags.push_back(key_bag{key_bag_type::member,
-                                  {attribute::u32(uint16_t(member_key_attribute::gm_sender_id), g.next_sender_id++)}});
+        member.attributes.push_back(attribute::u32(uint16_t(member_key_attribute::gm_sender_id), g.next_sender_id++));
     }
-    return {payload{payload_type::gsa, false, gsa_payload{{tek, group_wide}}},
+    kd.bags.push_back(std::move(member));
+    if (std::find(g.registered.begin(), g.registered.end(), s.peer) == g.registered.end()) {
+        g.registered.push_back(s.peer);
+    }
+    return {payload{payload_type::gsa, false, gsa_payload{{kek_policy(g), tek_policy(g), group_wide_policy(g)}}},
             payload{payload_type::kd, false, std::move(kd)}};
+}
+
+result<void> gcks::impl::rekey(uint32_t group_id)
+{
+    group_runtime* g = find_group(group_id);
+    if (g == nullptr) {
+        return error{errc::config_reference, "no group " + std::to_string(group_id)};
+    }
+    g->tek_spi = random_spi();
+    g->tek_keymat = random_secret(g->config.tek_key_bits / 8 + gcm_salt_size);
+    result<attribute> sa_key = sa_key_attribute(*g, g->kek.view().first(kek_key_size), kwk_id_kek);
+    if (!sa_key) {
+        return sa_key.err();
+    }
+    std::vector<payload> inner{
+        payload{payload_type::gsa, false, gsa_payload{{tek_policy(*g), group_wide_policy(*g)}}},
+        payload{payload_type::kd, false, kd_payload{{key_bag{key_bag_type::group, {std::move(*sa_key)}}}}}};
+    wire_reader spi(g->kek_spi);
+    ike_header h{*spi.u64(), *spi.u64(), payload_type::none, ike_version_2, exchange_type::gsa_rekey,
+                 flag_initiator, g->next_rekey_message_id++, 0};
+    result<bytes> signature = signer.sign(rekey_signed_octets(h, inner));
+    if (!signature) {
+        return signature.err();
+    }
+    bytes auth_data(std::begin(ecdsa_sha256_prefix), std::end(ecdsa_sha256_prefix));
+    auth_data.insert(auth_data.end(), signature->begin(), signature->end());
+    inner.push_back(payload{payload_type::auth, false, auth_payload{auth_method::digital_signature, std::move(auth_data)}});
+    bytes iv;
+    wire_writer(iv).u64(h.message_id);  // unique per KEK: Message IDs never repeat
+    result<bytes> wire = seal_message(h, inner, g->kek.view(), iv);
+    if (!wire) {
+        return wire.err();
+    }
+    for (const endpoint& member : g->registered) {
+        ++counters.rekeys_sent;
+        send(member, *wire);
+    }
+    return {};
 }
 
 result<std::unique_ptr<gcks>> gcks::create(gcks_config config)
@@ -291,7 +376,11 @@ result<std::unique_ptr<gcks>> gcks::create(gcks_config config)
     if (!socket) {
         return socket.err();
     }
-    auto s = std::make_unique<impl>(impl{std::move(config), std::move(*socket), {}, {}, {}, {}});
+    result<signing_key> signer = signing_key::generate();
+    if (!signer) {
+        return signer.err();
+    }
+    auto s = std::make_unique<impl>(impl{std::move(config), std::move(*socket), {}, {}, {}, {}, std::move(*signer)});
     for (const group_config& gc : s->config.groups) {
         if (gc.tek_key_bits != 128 && gc.tek_key_bits != 256) {
             return error{errc::config_bad_value, "group " + std::to_string(gc.group_id) + ": tek_key_bits must be 128 or 256"};
@@ -305,7 +394,8 @@ result<std::unique_ptr<gcks>> gcks::create(gcks_config config)
         if (gc.sender_id_bits == 0 || gc.sender_id_bits > 32) {
             return error{errc::config_bad_value, "group " + std::to_string(gc.group_id) + ": sender_id_bits out of range"};
         }
-        s->groups.push_back(group_runtime{gc, random_spi(), random_secret(gc.tek_key_bits / 8 + gcm_salt_size), 1});
+        s->groups.push_back(group_runtime{gc, random_spi(), random_secret(gc.tek_key_bits / 8 + gcm_salt_size), 1,
+                                          random_secret(kek_key_size + gcm_salt_size), random_bytes(16), 1, {}});
     }
     return std::unique_ptr<gcks>(new gcks(std::move(s)));
 }
@@ -318,6 +408,16 @@ void gcks::tick(clock::time_point)
     while (std::optional<received_datagram> dg = _s->socket.receive()) {
         _s->handle(*dg);
     }
+}
+
+result<void> gcks::rekey(uint32_t group_id)
+{
+    return _s->rekey(group_id);
+}
+
+const bytes& gcks::rekey_public_key() const
+{
+    return _s->signer.public_key_der();
 }
 
 const endpoint& gcks::local() const

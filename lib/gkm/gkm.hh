@@ -74,6 +74,7 @@ struct gcks_counters {
     uint64_t no_proposal_chosen = 0;
     uint64_t malformed = 0;               ///< undecodable or undecryptable datagrams dropped
     uint64_t retransmissions_answered = 0;
+    uint64_t rekeys_sent = 0;              ///< GSA_REKEY messages (one per member reached)
 };
 
 class gcks {
@@ -82,6 +83,11 @@ public:
     ~gcks();
 
     void tick(clock::time_point now);
+    /// GSA_REKEY: a fresh TEK (new SPI) for the group, wrapped under its KEK, signed with the GCKS
+    /// key, with the next Message ID, sent to every registered member's address.
+    result<void> rekey(uint32_t group_id);
+    /// DER SubjectPublicKeyInfo of the key that signs GSA_REKEY (members need it).
+    const bytes& rekey_public_key() const;
     const endpoint& local() const;
     int fd() const;
     const gcks_counters& counters() const;
@@ -105,7 +111,7 @@ struct tek {
 
 struct group_membership {
     uint32_t group_id = 0;
-    std::vector<tek> teks;
+    std::vector<tek> teks;              ///< newest first; a rekey keeps the previous one (overlap)
     std::optional<uint32_t> sender_id;  ///< present when the GCKS let us send
     uint8_t sender_id_bits = 0;
 };
@@ -124,7 +130,14 @@ struct member_config {
     dh_group group = dh_group::ecp256;
     retransmit_policy retransmit;
     std::string keylog_path;              ///< operator-requested Wireshark ikev2_decryption_table
+    bytes gcks_public_key;                ///< verifies GSA_REKEY signatures; empty: refuse rekeys
     datagram_observer observer;
+};
+
+struct member_counters {
+    uint64_t rekeys_accepted = 0;
+    uint64_t rekeys_replayed = 0;  ///< Message ID not above the last accepted one
+    uint64_t rekeys_forged = 0;    ///< wrong SPI, ICV, signature or content
 };
 
 class group_member {
@@ -145,6 +158,7 @@ public:
     const std::string& last_error() const;
     /// Requests sent, retransmissions included.
     uint64_t transmissions() const;
+    const member_counters& counters() const;
     const endpoint& local() const;
     int fd() const;
 

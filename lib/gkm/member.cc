@@ -3,6 +3,7 @@
 #include "gkm.hh"
 #include "ike_sa.hh"
 #include "registration.hh"
+#include "rekey.hh"
 
 namespace msecgw::gkm {
 
@@ -58,6 +59,15 @@ struct group_member::impl {
     std::optional<notify_type> rejection;
     std::string last_error;
     uint64_t transmissions = 0;
+    member_counters counters;
+
+    /// The rekey SA the GCKS gave us at registration.
+    struct rekey_sa {
+        bytes spi;  ///< 16 bytes
+        secret kek; ///< key ‖ salt
+        uint32_t last_message_id = 0;
+    };
+    std::optional<rekey_sa> rekey;
 
     void transmit(byte_view data)
     {
@@ -88,7 +98,10 @@ struct group_member::impl {
     void handle_init_response(const message& m, byte_view wire, clock::time_point now);
     void handle_auth_response(const message& m, byte_view wire);
     bool verify_gcks(const std::vector<payload>& answer);
-    result<group_membership> accept_keys(const std::vector<payload>& answer) const;
+    result<group_membership> accept_keys(const std::vector<payload>& answer, byte_view kwk, uint32_t kwk_id) const;
+    result<rekey_sa> accept_kek(const std::vector<payload>& answer) const;
+    void handle_rekey(const message& m, byte_view wire);
+    bool rekey_signature_ok(const message& m, const std::vector<payload>& inner) const;
     void write_keylog() const;
 };
 
@@ -135,10 +148,14 @@ void group_member::impl::handle(const received_datagram& dg, clock::time_point n
     if (config.observer) {
         config.observer(datagram_direction::received, socket.local(), dg.source, dg.data);
     }
+    result<message> m = decode_message(dg.data);
+    if (m && m->header.exchange == exchange_type::gsa_rekey) {
+        handle_rekey(*m, dg.data);
+        return;
+    }
     if (!pending || !(dg.source == config.gcks)) {
         return;
     }
-    result<message> m = decode_message(dg.data);
     if (!m || !m->header.is_response() || m->header.from_initiator() || m->header.spi_i != spi_i ||
         m->header.message_id != pending->message_id) {
         return;  // not the answer we wait for: keep waiting (and retransmitting)
@@ -223,17 +240,24 @@ void group_member::impl::handle_auth_response(const message& m, byte_view wire)
         fail(member_state::rejected, "GCKS refused registration with notify " + std::to_string(uint16_t(refusal->type)));
         return;
     }
-    result<group_membership> keys = accept_keys(*answer);
+    result<group_membership> keys = accept_keys(*answer, sa->wrap_key().view(), 0);
     if (!keys) {
         fail(member_state::failed, keys.err().detail);
         return;
+    }
+    result<rekey_sa> kek = accept_kek(*answer);
+    if (kek) {
+        rekey = std::move(*kek);
+    } else {
+        rekey.reset();  // no rekey SA: we re-register when the TEK expires
     }
     membership = std::move(*keys);
     pending.reset();
     phase = member_state::registered;
 }
 
-result<group_membership> group_member::impl::accept_keys(const std::vector<payload>& answer) const
+result<group_membership> group_member::impl::accept_keys(const std::vector<payload>& answer, byte_view kwk,
+                                                        uint32_t kwk_id) const
 {
     const auto* gsa = find_payload<gsa_payload>(answer, payload_type::gsa);
     const auto* kd = find_payload<kd_payload>(answer, payload_type::kd);
@@ -286,10 +310,10 @@ result<group_membership> group_member::impl::accept_keys(const std::vector<paylo
                     continue;
                 }
                 result<wrapped_key> wk = wrapped_key::decode(a.value);
-                if (!wk || wk->key_id != t.spi || wk->kwk_id != 0) {
+                if (!wk || wk->key_id != t.spi || wk->kwk_id != kwk_id) {
                     continue;
                 }
-                result<secret> keymat = key_unwrap(sa->wrap_key().view(), wk->wrapped);
+                result<secret> keymat = key_unwrap(kwk, wk->wrapped);
                 if (!keymat) {
                     return keymat.err();
                 }
@@ -313,6 +337,86 @@ result<group_membership> group_member::impl::accept_keys(const std::vector<paylo
         return make_error(reason::bad_attribute, "Sender-ID does not fit GWP_SENDER_ID_BITS");
     }
     return out;
+}
+
+auto group_member::impl::accept_kek(const std::vector<payload>& answer) const -> result<rekey_sa>
+{
+    const auto* gsa = find_payload<gsa_payload>(answer, payload_type::gsa);
+    const auto* kd = find_payload<kd_payload>(answer, payload_type::kd);
+    const gsa_policy* kek = nullptr;
+    for (const gsa_policy& p : gsa->policies) {
+        kek = p.type == gsa_policy_type::kek && p.protocol == protocol_id::gike_update && p.spi.size() == 16 ? &p : kek;
+    }
+    if (kek == nullptr) {
+        return make_error(reason::missing_payload, "no KEK policy");
+    }
+    const attribute* initial = find_attribute(kek->attributes, uint16_t(gsa_attribute::initial_message_id));
+    if (initial == nullptr || !initial->as_uint() || *initial->as_uint() == 0) {
+        return make_error(reason::bad_attribute, "GSA_INITIAL_MESSAGE_ID");
+    }
+    for (const key_bag& bag : kd->bags) {
+        const attribute* wrap = bag.type == key_bag_type::member
+                                    ? find_attribute(bag.attributes, uint16_t(member_key_attribute::wrap_key))
+                                    : nullptr;
+        result<wrapped_key> wk = wrap ? wrapped_key::decode(wrap->value) : result<wrapped_key>(make_error(reason::missing_payload, "WRAP_KEY"));
+        if (!wk || wk->key_id != kwk_id_kek || wk->kwk_id != 0) {
+            continue;
+        }
+        result<secret> key = key_unwrap(sa->wrap_key().view(), wk->wrapped);
+        if (!key || key->size() != kek_key_size + gcm_salt_size) {
+            return make_error(reason::bad_attribute, "WRAP_KEY");
+        }
+        return rekey_sa{kek->spi, std::move(*key), static_cast<uint32_t>(*initial->as_uint() - 1)};
+    }
+    return make_error(reason::missing_payload, "no WRAP_KEY for the KEK");
+}
+
+bool group_member::impl::rekey_signature_ok(const message& m, const std::vector<payload>& inner) const
+{
+    if (config.gcks_public_key.empty() || inner.empty() || inner.back().type != payload_type::auth) {
+        return false;
+    }
+    const auto& auth = std::get<auth_payload>(inner.back().body);
+    const byte_view prefix(ecdsa_sha256_prefix);
+    if (auth.method != auth_method::digital_signature || auth.data.size() <= prefix.size() ||
+        !std::equal(prefix.begin(), prefix.end(), auth.data.begin())) {
+        return false;
+    }
+    const bytes signed_octets = rekey_signed_octets(m.header, std::span(inner).first(inner.size() - 1));
+    return verify_signature(config.gcks_public_key, signed_octets, byte_view(auth.data).subspan(prefix.size()));
+}
+
+void group_member::impl::handle_rekey(const message& m, byte_view wire)
+{
+    bytes spi;
+    wire_writer(spi).u64(m.header.spi_i);
+    wire_writer(spi).u64(m.header.spi_r);
+    if (!rekey || !membership || spi != rekey->spi) {
+        ++counters.rekeys_forged;
+        return;
+    }
+    if (m.header.message_id <= rekey->last_message_id) {
+        ++counters.rekeys_replayed;  // replayed or out of order: Message IDs only increase
+        return;
+    }
+    result<std::vector<payload>> inner = open_message(m, wire, rekey->kek.view());
+    if (!inner || !rekey_signature_ok(m, *inner)) {
+        ++counters.rekeys_forged;
+        return;
+    }
+    result<group_membership> keys = accept_keys(*inner, rekey->kek.view().first(kek_key_size), kwk_id_kek);
+    if (!keys) {
+        ++counters.rekeys_forged;
+        return;
+    }
+    rekey->last_message_id = m.header.message_id;
+    ++counters.rekeys_accepted;
+    // Newest TEK first; keep the one before it for the activation/deactivation overlap.
+    std::vector<tek> teks = std::move(keys->teks);
+    if (!membership->teks.empty()) {
+        teks.push_back(std::move(membership->teks.front()));
+    }
+    membership->teks = std::move(teks);
 }
 
 void group_member::impl::write_keylog() const
@@ -379,6 +483,11 @@ const std::string& group_member::last_error() const
 uint64_t group_member::transmissions() const
 {
     return _s->transmissions;
+}
+
+const member_counters& group_member::counters() const
+{
+    return _s->counters;
 }
 
 const endpoint& group_member::local() const
