@@ -129,9 +129,13 @@ TEST_F(gkm_tshark, EveryMessageDissectsWithoutMalformedOrErrors)
 {
     register_members();
     ASSERT_EQ(pcap->count(), 12u);  // 3 members × (IKE_SA_INIT + GSA_AUTH) × (request + response)
+    ASSERT_TRUE(server->rekey(7).ok());
+    ASSERT_EQ(pcap->count(), 14u);  // one GSA_REKEY to each of the 2 registered members
 
     const std::string all = tshark("-Y isakmp -T fields -e frame.number -e isakmp.exchangetype");
-    EXPECT_EQ(count_lines(all), 12u) << all;
+    EXPECT_EQ(count_lines(all), 14u) << all;
+    const std::string rekeys = tshark("-Y " + shell_quote("isakmp.exchangetype == 41") + " -T fields -e frame.number");
+    EXPECT_EQ(count_lines(rekeys), 2u) << rekeys;
     const std::string bad = tshark("-Y " + shell_quote("_ws.malformed || _ws.expert.severity >= error"));
     EXPECT_EQ(bad, "") << bad;
     // Also with decryption on: the decrypted inner payloads dissect cleanly too.
