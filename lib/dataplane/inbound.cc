@@ -91,7 +91,7 @@ uint8_t esp_prepare(lcore_ctx& lc, const dp_state& st, uint16_t i, uint16_t& nop
 }
 
 /// After a verified open: trailer, address preservation, ECN, then strip to L2 + inner packet.
-uint8_t esp_finalize(lcore_ctx& lc, const dp_state& st, rte_mbuf* m, uint16_t i,
+uint8_t esp_finalize(lcore_ctx& lc, rte_mbuf* m, uint16_t i,
                      const crypto::gcm_op& op)
 {
     burst_scratch& s = lc.scratch;
@@ -122,9 +122,6 @@ uint8_t esp_finalize(lcore_ctx& lc, const dp_state& st, rte_mbuf* m, uint16_t i,
                           s.meta[i], why)) {
         return static_cast<uint8_t>(why);
     }
-    sa::in_lane& lane = st.in_sas[s.sa[i]]->lanes[lc.index];
-    ++lane.pkts;
-    lane.bytes += inner_len;
     return keep;
 }
 
@@ -191,6 +188,44 @@ uint8_t inb_decide(lcore_ctx& lc, const dp_state& st, const rx_binding& b, uint1
     return keep;
 }
 
+/// Per-SA opened packets/bytes of a run of packets on one SA, added to the SA's lane of this
+/// lcore once per run instead of once per packet.
+class sa_tally {
+public:
+    sa_tally(lcore_ctx& lc, const dp_state& st) : _lc(lc), _st(st) {}
+    ~sa_tally() { flush(); }
+    sa_tally(const sa_tally&) = delete;
+    sa_tally& operator=(const sa_tally&) = delete;
+
+    void add(uint32_t sa, uint16_t inner_len)
+    {
+        if (sa != _sa) {
+            flush();
+            _sa = sa;
+        }
+        ++_pkts;
+        _bytes += inner_len;
+    }
+
+private:
+    void flush()
+    {
+        if (_pkts != 0) {
+            sa::in_lane& lane = _st.in_sas[_sa]->lanes[_lc.index];
+            lane.pkts += _pkts;
+            lane.bytes += _bytes;
+            _pkts = 0;
+            _bytes = 0;
+        }
+    }
+
+    lcore_ctx& _lc;
+    const dp_state& _st;
+    uint32_t _sa = no_sa;
+    uint32_t _pkts = 0;
+    uint64_t _bytes = 0;
+};
+
 } // namespace
 
 uint16_t inb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte_mbuf** pkts, uint16_t n,
@@ -207,14 +242,20 @@ uint16_t inb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte
         crypto::open_burst(*lc.engine, {s.ops.data(), nops}, {s.ok.data(), nops});
         for (uint16_t k = 0; k < nops; ++k) {
             const uint16_t i = s.op_pkt[k];
-            verdict[i] = s.ok[k] ? esp_finalize(lc, st, pkts[i], i, s.ops[k])
+            verdict[i] = s.ok[k] ? esp_finalize(lc, pkts[i], i, s.ops[k])
                                  : static_cast<uint8_t>(drop_reason::auth_failed);
         }
     }
     n = compact(lc, pkts, n, verdict.data(), dl);
     lc.flows.classify(*st.in_policies, s.meta.data(), s.data.data(), n, s.rule.data());
-    for (uint16_t i = 0; i < n; ++i) {
-        verdict[i] = inb_decide(lc, st, b, i);
+    {
+        sa_tally opened(lc, st); // counts only what passed every check, replay included
+        for (uint16_t i = 0; i < n; ++i) {
+            verdict[i] = inb_decide(lc, st, b, i);
+            if (verdict[i] == keep && s.sa[i] != no_sa) {
+                opened.add(s.sa[i], s.meta[i].ip_len);
+            }
+        }
     }
     return compact(lc, pkts, n, verdict.data(), dl);
 }
