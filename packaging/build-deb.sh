@@ -27,8 +27,17 @@ cp drivers_cfg/*.yaml "$root/usr/share/msecgw/drivers_cfg/"
 cp README.md docs/*.md "$root/usr/share/doc/msecgw/"
 cp -r docs/grafana "$root/usr/share/doc/msecgw/"
 # Depends: the Debian packages of every shared library the binaries load.
-deps=$(ldd "$root/usr/bin/msecgw" "$root/usr/bin/msecgw-cli" | awk '/=> \//{print $3}' | sort -u |
-       xargs -r dpkg -S 2>/dev/null | cut -d: -f1 | sort -u | paste -sd, | sed 's/,/, /g')
+# (merged /usr: a library is registered under /lib or /usr/lib, whichever path its package used)
+owner() {
+  local lib=$1 alt
+  for alt in "$lib" "${lib#/usr}" "/usr$lib" "$(realpath "$lib")"; do
+    dpkg -S "$alt" 2>/dev/null | head -1 | cut -d: -f1 && return 0
+  done
+  return 0
+}
+deps=$(for lib in $(ldd "$root/usr/bin/msecgw" "$root/usr/bin/msecgw-cli" | awk '/=> \//{print $3}' | sort -u); do
+         owner "$lib"
+       done | sort -u | paste -sd, | sed 's/,/, /g')
 mkdir -p "$root/DEBIAN"
 cat > "$root/DEBIAN/control" <<CONTROL
 Package: msecgw
