@@ -68,15 +68,6 @@ result<attribute> sa_key_attribute(const group_runtime& g, byte_view kwk, uint32
                                 wrapped_key{g.tek_spi, kwk_id, std::move(*wrapped)}.encode());
 }
 
-/// One IKE SA the GCKS answers on, keyed by its responder SPI.
-struct responder_session {
-    endpoint peer;
-    ike_sa sa;
-    uint32_t next_message_id = 1;
-    uint32_t last_message_id = 0;
-    bytes last_response;  ///< resent when the peer retransmits its request
-};
-
 struct init_key {
     endpoint peer;
     uint64_t spi_i;
@@ -84,6 +75,70 @@ struct init_key {
     {
         return std::tie(peer.address, peer.port, spi_i) < std::tie(o.peer.address, o.peer.port, o.spi_i);
     }
+};
+
+/// One IKE SA the GCKS answers on, keyed by its responder SPI. Half-open until GSA_AUTH is
+/// answered; then finished and kept only to answer a retransmitted GSA_AUTH.
+struct responder_session {
+    endpoint peer;
+    ike_sa sa;
+    init_key init;
+    clock::time_point expires;
+    bool finished = false;
+    uint32_t next_message_id = 1;
+    uint32_t last_message_id = 0;
+    bytes last_response;  ///< resent when the peer retransmits its request
+};
+
+/// Stateless cookies (RFC 7296 §2.6): version ‖ prf(secret, Ni ‖ IPi ‖ SPIi). The secret rotates;
+/// cookies made with the previous one are still accepted, so a retry across a rotation works.
+class cookie_jar {
+public:
+    void rotate_if_due(clock::time_point now, clock::duration lifetime)
+    {
+        if (_current.empty() || now - _rotated >= lifetime) {
+            _previous = std::move(_current);
+            _current = random_secret(prf_size);
+            ++_version;
+            _rotated = now;
+        }
+    }
+
+    bytes make(byte_view nonce_i, const endpoint& peer, uint64_t spi_i) const
+    {
+        return make_with(_current, _version, nonce_i, peer, spi_i);
+    }
+
+    bool valid(byte_view cookie, byte_view nonce_i, const endpoint& peer, uint64_t spi_i) const
+    {
+        if (cookie.empty()) {
+            return false;
+        }
+        const bool current = cookie[0] == _version;
+        const secret& key = current ? _current : _previous;
+        if (key.empty() || (!current && cookie[0] != uint8_t(_version - 1))) {
+            return false;
+        }
+        return equal_constant_time(cookie, make_with(key, cookie[0], nonce_i, peer, spi_i));
+    }
+
+private:
+    static bytes make_with(const secret& key, uint8_t version, byte_view nonce_i, const endpoint& peer, uint64_t spi_i)
+    {
+        bytes input(nonce_i.begin(), nonce_i.end());
+        wire_writer(input).u32(peer.address);
+        wire_writer(input).u64(spi_i);
+        secret mac = prf(key.view(), input);
+        bytes out(1 + mac.size());
+        out[0] = version;
+        std::copy(mac.view().begin(), mac.view().end(), out.begin() + 1);
+        return out;
+    }
+
+    secret _current;
+    secret _previous;
+    uint8_t _version = 0;
+    clock::time_point _rotated;
 };
 
 uint64_t random_u64_nonzero()
@@ -110,12 +165,19 @@ uint32_t random_spi()
 } // namespace
 
 struct gcks::impl {
+    impl(gcks_config c, udp_socket s, signing_key k) : config(std::move(c)), socket(std::move(s)), signer(std::move(k)) {}
+
     gcks_config config;
     udp_socket socket;
+    signing_key signer;
     std::vector<group_runtime> groups;
     std::map<uint64_t, responder_session> sessions;
     std::map<init_key, std::pair<uint64_t, bytes>> init_responses;  ///< for IKE_SA_INIT retransmissions
     gcks_counters counters;
+    clock::time_point now = clock::now();  ///< of the current tick
+    clock::time_point next_sweep = now;
+    size_t half_open = 0;
+    cookie_jar cookies;
 
     void send(const endpoint& to, byte_view data)
     {
@@ -146,13 +208,14 @@ struct gcks::impl {
     }
 
     void handle(const received_datagram& dg);
+    bool admit_init(const received_datagram& dg, const message& m, const nonce_payload& ni);
+    void expire_sessions();
+    void end_session(std::map<uint64_t, responder_session>::iterator it);
     void handle_init(const received_datagram& dg, const message& m);
     void handle_gsa_auth(const received_datagram& dg, const message& m);
     std::vector<payload> answer_registration(responder_session& s, const std::vector<payload>& request);
     std::vector<payload> key_download(responder_session& s, group_runtime& g, bool sender);
     result<void> rekey(uint32_t group_id);
-
-    signing_key signer;
 };
 
 void gcks::impl::handle(const received_datagram& dg)
@@ -193,6 +256,9 @@ void gcks::impl::handle_init(const received_datagram& dg, const message& m)
         ++counters.malformed;
         return;
     }
+    if (!admit_init(dg, m, *ni)) {
+        return;
+    }
     ike_header h{m.header.spi_i, 0, payload_type::none, ike_version_2, exchange_type::ike_sa_init, flag_response, 0, 0};
     const auto group = static_cast<dh_group>(ke->group);
     std::optional<proposal> chosen = choose_ike_proposal(*sa, group);
@@ -221,9 +287,67 @@ void gcks::impl::handle_init(const received_datagram& dg, const message& m)
     ike_sa_keys keys = derive_ike_sa_keys(init.nonce_i, init.nonce_r, shared->view(), init.spi_i, init.spi_r,
                                           ike_encr_key_size);
     bytes wire = init.response;
-    init_responses[init_key{dg.source, m.header.spi_i}] = {h.spi_r, wire};
-    sessions.emplace(h.spi_r, responder_session{dg.source, ike_sa(ike_role::responder, std::move(init), std::move(keys)), 1, 0, {}});
+    const init_key key{dg.source, m.header.spi_i};
+    init_responses[key] = {h.spi_r, wire};
+    sessions.emplace(h.spi_r, responder_session{dg.source, ike_sa(ike_role::responder, std::move(init), std::move(keys)),
+                                                key, now + config.admission.half_open_timeout, false, 1, 0, {}});
+    ++half_open;
     send(dg.source, wire);
+}
+
+/// RFC 7296 §2.6: from cookie_threshold half-open sessions on, a request without our COOKIE gets
+/// one back and costs us no state and no Diffie-Hellman; max_half_open is never exceeded.
+bool gcks::impl::admit_init(const received_datagram& dg, const message& m, const nonce_payload& ni)
+{
+    const admission_policy& policy = config.admission;
+    if (half_open >= policy.cookie_threshold) {
+        const notify_payload* cookie = find_notify(m.payloads, notify_type::cookie);
+        if (cookie == nullptr) {
+            ike_header h{m.header.spi_i, 0, payload_type::none, ike_version_2, exchange_type::ike_sa_init, flag_response, 0, 0};
+            payload n = notify(notify_type::cookie);
+            std::get<notify_payload>(n.body).data = cookies.make(ni.data, dg.source, m.header.spi_i);
+            ++counters.cookies_sent;
+            send(dg.source, encode_message(message{h, {std::move(n)}}));
+            return false;
+        }
+        if (!cookies.valid(cookie->data, ni.data, dg.source, m.header.spi_i)) {
+            ++counters.cookies_rejected;
+            return false;
+        }
+    }
+    if (half_open >= policy.max_half_open) {
+        ++counters.half_open_dropped;
+        return false;
+    }
+    return true;
+}
+
+void gcks::impl::end_session(std::map<uint64_t, responder_session>::iterator it)
+{
+    if (auto cached = init_responses.find(it->second.init);
+        cached != init_responses.end() && cached->second.first == it->first) {
+        init_responses.erase(cached);
+    }
+    if (!it->second.finished) {
+        --half_open;
+    }
+    sessions.erase(it);
+}
+
+void gcks::impl::expire_sessions()
+{
+    if (now < next_sweep) {
+        return;
+    }
+    next_sweep = now + std::chrono::milliseconds(100);
+    for (auto it = sessions.begin(); it != sessions.end();) {
+        auto next = std::next(it);
+        if (it->second.expires <= now) {
+            ++(it->second.finished ? counters.sessions_expired : counters.half_open_expired);
+            end_session(it);
+        }
+        it = next;
+    }
 }
 
 void gcks::impl::handle_gsa_auth(const received_datagram& dg, const message& m)
@@ -255,6 +379,11 @@ void gcks::impl::handle_gsa_auth(const received_datagram& dg, const message& m)
     s.last_message_id = m.header.message_id;
     s.next_message_id = m.header.message_id + 1;
     s.last_response = std::move(*wire);
+    if (!s.finished) {
+        s.finished = true;
+        --half_open;
+        s.expires = now + config.admission.finished_linger;
+    }
     send(dg.source, s.last_response);
 }
 
@@ -380,7 +509,7 @@ result<std::unique_ptr<gcks>> gcks::create(gcks_config config)
     if (!signer) {
         return signer.err();
     }
-    auto s = std::make_unique<impl>(impl{std::move(config), std::move(*socket), {}, {}, {}, {}, std::move(*signer)});
+    auto s = std::make_unique<impl>(std::move(config), std::move(*socket), std::move(*signer));
     for (const group_config& gc : s->config.groups) {
         if (gc.tek_key_bits != 128 && gc.tek_key_bits != 256) {
             return error{errc::config_bad_value, "group " + std::to_string(gc.group_id) + ": tek_key_bits must be 128 or 256"};
@@ -403,8 +532,11 @@ result<std::unique_ptr<gcks>> gcks::create(gcks_config config)
 gcks::gcks(std::unique_ptr<impl> s) : _s(std::move(s)) {}
 gcks::~gcks() = default;
 
-void gcks::tick(clock::time_point)
+void gcks::tick(clock::time_point now)
 {
+    _s->now = now;
+    _s->cookies.rotate_if_due(now, _s->config.admission.cookie_secret_lifetime);
+    _s->expire_sessions();
     while (std::optional<received_datagram> dg = _s->socket.receive()) {
         _s->handle(*dg);
     }
@@ -433,6 +565,16 @@ int gcks::fd() const
 const gcks_counters& gcks::counters() const
 {
     return _s->counters;
+}
+
+size_t gcks::half_open_sessions() const
+{
+    return _s->half_open;
+}
+
+size_t gcks::sessions() const
+{
+    return _s->sessions.size();
 }
 
 } // namespace msecgw::gkm

@@ -56,12 +56,24 @@ struct group_config {
     uint8_t sender_id_bits = 16;          ///< RFC 6054 Sender-ID width in the IV
 };
 
+/// Bounds on the GCKS's per-peer IKE state (RFC 7296 §2.6). A half-open session is one whose
+/// IKE_SA_INIT was answered but whose GSA_AUTH was not.
+struct admission_policy {
+    std::chrono::milliseconds half_open_timeout{30'000};  ///< a half-open session is dropped after this
+    size_t max_half_open = 4096;                          ///< hard cap: IKE_SA_INIT beyond it is dropped
+    size_t cookie_threshold = 256;  ///< from this many half-open sessions on, IKE_SA_INIT needs a COOKIE
+    std::chrono::milliseconds cookie_secret_lifetime{60'000};  ///< the cookie secret rotates this often
+    /// A finished registration's IKE SA is kept this long to answer a retransmitted GSA_AUTH.
+    std::chrono::milliseconds finished_linger{60'000};
+};
+
 struct gcks_config {
     endpoint listen;
     std::string identity = "gcks";
     /// GM identities and the key each shares with the GCKS (both sides MAC with it, RFC 7296 §2.15).
     std::vector<psk_identity> peers;
     std::vector<group_config> groups;
+    admission_policy admission;
     datagram_observer observer;
 };
 
@@ -75,6 +87,11 @@ struct gcks_counters {
     uint64_t malformed = 0;               ///< undecodable or undecryptable datagrams dropped
     uint64_t retransmissions_answered = 0;
     uint64_t rekeys_sent = 0;              ///< GSA_REKEY messages (one per member reached)
+    uint64_t cookies_sent = 0;             ///< IKE_SA_INIT answered with N(COOKIE) and no state kept
+    uint64_t cookies_rejected = 0;         ///< IKE_SA_INIT with a wrong or stale COOKIE, dropped
+    uint64_t half_open_dropped = 0;        ///< IKE_SA_INIT dropped at max_half_open
+    uint64_t half_open_expired = 0;        ///< half-open sessions removed after half_open_timeout
+    uint64_t sessions_expired = 0;         ///< finished sessions removed after finished_linger
 };
 
 class gcks {
@@ -91,6 +108,9 @@ public:
     const endpoint& local() const;
     int fd() const;
     const gcks_counters& counters() const;
+    /// IKE SAs the GCKS holds: half-open ones, and all of them (half-open plus finished).
+    size_t half_open_sessions() const;
+    size_t sessions() const;
 
 private:
     struct impl;

@@ -59,6 +59,7 @@ struct group_member::impl {
     std::optional<notify_type> rejection;
     std::string last_error;
     uint64_t transmissions = 0;
+    unsigned cookie_rounds = 0;  ///< COOKIE retries of the current IKE_SA_INIT
     member_counters counters;
 
     /// The rekey SA the GCKS gave us at registration.
@@ -96,6 +97,7 @@ struct group_member::impl {
     void retransmit_if_due(clock::time_point now);
     void handle(const received_datagram& dg, clock::time_point now);
     void handle_init_response(const message& m, byte_view wire, clock::time_point now);
+    void retry_with_cookie(const notify_payload& cookie, clock::time_point now);
     void handle_auth_response(const message& m, byte_view wire);
     bool verify_gcks(const std::vector<payload>& answer);
     result<group_membership> accept_keys(const std::vector<payload>& answer, byte_view kwk, uint32_t kwk_id) const;
@@ -104,6 +106,29 @@ struct group_member::impl {
     bool rekey_signature_ok(const message& m, const std::vector<payload>& inner) const;
     void write_keylog() const;
 };
+
+/// RFC 7296 §2.6: the same IKE_SA_INIT (SPIi, KE, Ni) again with N(COOKIE) first. A few rounds
+/// only (a secret rotation may need a second); after that the answer is ignored and the
+/// retransmission timer decides.
+void group_member::impl::retry_with_cookie(const notify_payload& cookie, clock::time_point now)
+{
+    constexpr unsigned max_cookie_rounds = 3;
+    if (cookie.data.empty() || cookie.data.size() > 64 || cookie_rounds >= max_cookie_rounds) {
+        return;
+    }
+    result<message> request = decode_message(pending->wire);
+    if (!request) {
+        return;
+    }
+    std::erase_if(request->payloads, [](const payload& p) {
+        return p.type == payload_type::notify && std::get<notify_payload>(p.body).type == notify_type::cookie;
+    });
+    payload n = notify(notify_type::cookie);
+    std::get<notify_payload>(n.body).data = cookie.data;
+    request->payloads.insert(request->payloads.begin(), std::move(n));
+    ++cookie_rounds;
+    send_request(encode_message(*request), 0, now);
+}
 
 void group_member::impl::start(clock::time_point now)
 {
@@ -115,6 +140,7 @@ void group_member::impl::start(clock::time_point now)
     dh = std::move(*key);
     spi_i = random_spi64();
     nonce_i = random_bytes(our_nonce_size);
+    cookie_rounds = 0;
     sa.reset();
     membership.reset();
     rejection.reset();
@@ -169,6 +195,10 @@ void group_member::impl::handle(const received_datagram& dg, clock::time_point n
 
 void group_member::impl::handle_init_response(const message& m, byte_view wire, clock::time_point now)
 {
+    if (const notify_payload* cookie = find_notify(m.payloads, notify_type::cookie)) {
+        retry_with_cookie(*cookie, now);
+        return;
+    }
     if (const notify_payload* n = find_error_notify(m.payloads)) {
         rejection = n->type;
         fail(member_state::rejected, "IKE_SA_INIT refused with notify " + std::to_string(uint16_t(n->type)));
