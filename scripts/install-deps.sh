@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential pkg-config meson ninja-build
   libdpdk-dev dpdk dpdk-dev libipsec-mb-dev libssl-dev libyaml-cpp-dev
-  libgtest-dev libgmock-dev libpcap-dev libnuma-dev prometheus-cpp-dev
+  libgtest-dev libgmock-dev libpcap-dev libnuma-dev prometheus-cpp-dev libsqlite3-dev
   python3 python3-scapy python3-cryptography python3-numpy tshark
   prometheus  # the metrics test scrapes the gateway with a real server and promtool
   iproute2 procps

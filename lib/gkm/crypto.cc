@@ -463,20 +463,55 @@ signing_key::signing_key(signing_key&&) noexcept = default;
 signing_key& signing_key::operator=(signing_key&&) noexcept = default;
 signing_key::~signing_key() = default;
 
-result<signing_key> signing_key::generate()
+namespace {
+
+result<signing_key> with_public_der(pkey_ptr pkey)
 {
-    EVP_PKEY* pkey = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
-    if (pkey == nullptr) {
-        return make_error(reason::crypto, "ECDSA key generation");
-    }
-    int len = i2d_PUBKEY(pkey, nullptr);
+    int len = i2d_PUBKEY(pkey.get(), nullptr);
     bytes der(len > 0 ? size_t(len) : 0);
     uint8_t* p = der.data();
-    if (len <= 0 || i2d_PUBKEY(pkey, &p) != len) {
-        EVP_PKEY_free(pkey);
+    if (len <= 0 || i2d_PUBKEY(pkey.get(), &p) != len) {
         return make_error(reason::crypto, "ECDSA public key export");
     }
-    return signing_key(pkey, std::move(der));
+    return signing_key::adopt(pkey.release(), std::move(der));
+}
+
+} // namespace
+
+result<signing_key> signing_key::generate()
+{
+    pkey_ptr pkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+    if (!pkey) {
+        return make_error(reason::crypto, "ECDSA key generation");
+    }
+    return with_public_der(std::move(pkey));
+}
+
+result<signing_key> signing_key::from_private_der(byte_view der)
+{
+    const uint8_t* p = der.data();
+    pkey_ptr pkey(d2i_AutoPrivateKey(nullptr, &p, long(der.size())));
+    if (!pkey || EVP_PKEY_get_base_id(pkey.get()) != EVP_PKEY_EC || p != der.data() + der.size()) {
+        return make_error(reason::crypto, "ECDSA private key import");
+    }
+    return with_public_der(std::move(pkey));
+}
+
+secret signing_key::private_der() const
+{
+    auto* pkey = static_cast<EVP_PKEY*>(_pkey.get());
+    int len = i2d_PrivateKey(pkey, nullptr);
+    secret der(len > 0 ? size_t(len) : 0);
+    uint8_t* p = der.mutable_view().data();
+    if (len <= 0 || i2d_PrivateKey(pkey, &p) != len) {
+        return secret();
+    }
+    return der;
+}
+
+signing_key signing_key::adopt(void* pkey, bytes public_der)
+{
+    return signing_key(pkey, std::move(public_der));
 }
 
 result<bytes> signing_key::sign(byte_view data) const

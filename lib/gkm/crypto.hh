@@ -93,14 +93,21 @@ namespace msecgw::gkm {
 class signing_key {
 public:
     static result<signing_key> generate();
+    /// The key from private_der() (a persisted GCKS signs with the same key after a restart).
+    static result<signing_key> from_private_der(byte_view der);
     signing_key(signing_key&&) noexcept;
     signing_key& operator=(signing_key&&) noexcept;
     ~signing_key();
 
     /// DER ECDSA-Sig-Value over SHA-256(data).
     result<bytes> sign(byte_view data) const;
+    /// The private key, DER (PKCS #8 / SEC 1 as OpenSSL writes it): key material, wrap it before storing.
+    secret private_der() const;
     /// SubjectPublicKeyInfo (DER) to give to group members.
     const bytes& public_key_der() const { return _public_der; }
+
+    /// Takes ownership of an EVP_PKEY (crypto.cc only).
+    static signing_key adopt(void* pkey, bytes public_der);
 
 private:
     signing_key(void* pkey, bytes der);

@@ -4,6 +4,7 @@
 #include "ike_sa.hh"
 #include "registration.hh"
 #include "rekey.hh"
+#include "store.hh"
 
 namespace msecgw::gkm {
 
@@ -18,6 +19,13 @@ struct group_runtime {
     bytes kek_spi;                    ///< 16 bytes: SPIi ‖ SPIr of GSA_REKEY messages
     uint32_t next_rekey_message_id = 1;
     std::vector<endpoint> registered; ///< where GSA_REKEY goes (unicast until multicast lands)
+    uint32_t sender_id_reserved = 1;  ///< with a store: Sender-IDs below this are committed to it
+
+    stored_group snapshot() const
+    {
+        return stored_group{config.group_id, tek_spi, tek_keymat.clone(), kek.clone(), kek_spi, sender_id_reserved,
+                            next_rekey_message_id};
+    }
 };
 
 gsa_policy make_policy(gsa_policy_type type, protocol_id protocol, bytes spi, std::vector<transform> transforms,
@@ -174,6 +182,7 @@ struct gcks::impl {
     std::map<uint64_t, responder_session> sessions;
     std::map<init_key, std::pair<uint64_t, bytes>> init_responses;  ///< for IKE_SA_INIT retransmissions
     gcks_counters counters;
+    std::optional<gcks_store> store;
     clock::time_point now = clock::now();  ///< of the current tick
     clock::time_point next_sweep = now;
     size_t half_open = 0;
@@ -216,6 +225,12 @@ struct gcks::impl {
     std::vector<payload> answer_registration(responder_session& s, const std::vector<payload>& request);
     std::vector<payload> key_download(responder_session& s, group_runtime& g, bool sender);
     result<void> rekey(uint32_t group_id);
+    result<void> open_store();
+    result<void> add_group(const group_config& gc);
+    /// A TEK SPI never issued before (by this process or, with a store, any earlier one).
+    uint32_t fresh_spi(const group_runtime& g) const;
+    result<void> persist(const group_runtime& g) { return store ? store->save_group(g.snapshot()) : result<void>(); }
+    bool reserve_sender_id(group_runtime& g, uint32_t limit);
 };
 
 void gcks::impl::handle(const received_datagram& dg)
@@ -448,14 +463,19 @@ std::vector<payload> gcks::impl::key_download(responder_session& s, group_runtim
                                          wrapped_key{kwk_id_kek, 0, std::move(*wrapped_kek)}.encode())}};
     if (sender) {
         const uint32_t limit = g.config.sender_id_bits >= 32 ? 0xffffffffu : (1u << g.config.sender_id_bits) - 1;
-        if (g.next_sender_id > limit) {
-            return {};  // Sender-ID space exhausted: never hand one out twice
+        if (g.next_sender_id > limit || g.next_sender_id == 0 || !reserve_sender_id(g, limit)) {
+            return {};  // Sender-ID space exhausted (or not durable): never hand one out twice
         }
         member.attributes.push_back(attribute::u32(uint16_t(member_key_attribute::gm_sender_id), g.next_sender_id++));
     }
     kd.bags.push_back(std::move(member));
     if (std::find(g.registered.begin(), g.registered.end(), s.peer) == g.registered.end()) {
         g.registered.push_back(s.peer);
+        if (store) {
+            // Best effort: a member the database misses gets no rekey after a restart and
+            // re-registers when its TEK expires.
+            (void)store->add_member(g.config.group_id, s.peer);
+        }
     }
     return {payload{payload_type::gsa, false, gsa_payload{{kek_policy(g), tek_policy(g), group_wide_policy(g)}}},
             payload{payload_type::kd, false, std::move(kd)}};
@@ -467,8 +487,21 @@ result<void> gcks::impl::rekey(uint32_t group_id)
     if (g == nullptr) {
         return error{errc::config_reference, "no group " + std::to_string(group_id)};
     }
-    g->tek_spi = random_spi();
+    if (g->next_rekey_message_id == 0xffffffffu) {
+        return error{errc::unsupported, "group " + std::to_string(group_id) + ": GSA_REKEY Message IDs exhausted"};
+    }
+    // The new TEK and the Message ID are committed before anything goes on the wire. If that
+    // fails the group keeps its TEK; the Message ID is burnt (a gap is harmless, a reuse is not).
+    const uint32_t old_spi = g->tek_spi;
+    secret old_keymat = std::move(g->tek_keymat);
+    g->tek_spi = fresh_spi(*g);
     g->tek_keymat = random_secret(g->config.tek_key_bits / 8 + gcm_salt_size);
+    const uint32_t message_id = g->next_rekey_message_id++;
+    if (result<void> saved = persist(*g); !saved) {
+        g->tek_spi = old_spi;
+        g->tek_keymat = std::move(old_keymat);
+        return saved;
+    }
     result<attribute> sa_key = sa_key_attribute(*g, g->kek.view().first(kek_key_size), kwk_id_kek);
     if (!sa_key) {
         return sa_key.err();
@@ -478,7 +511,7 @@ result<void> gcks::impl::rekey(uint32_t group_id)
         payload{payload_type::kd, false, kd_payload{{key_bag{key_bag_type::group, {std::move(*sa_key)}}}}}};
     wire_reader spi(g->kek_spi);
     ike_header h{*spi.u64(), *spi.u64(), payload_type::none, ike_version_2, exchange_type::gsa_rekey,
-                 flag_initiator, g->next_rekey_message_id++, 0};
+                 flag_initiator, message_id, 0};
     result<bytes> signature = signer.sign(rekey_signed_octets(h, inner));
     if (!signature) {
         return signature.err();
@@ -510,6 +543,9 @@ result<std::unique_ptr<gcks>> gcks::create(gcks_config config)
         return signer.err();
     }
     auto s = std::make_unique<impl>(std::move(config), std::move(*socket), std::move(*signer));
+    if (result<void> opened = s->open_store(); !opened) {
+        return opened.err();
+    }
     for (const group_config& gc : s->config.groups) {
         if (gc.tek_key_bits != 128 && gc.tek_key_bits != 256) {
             return error{errc::config_bad_value, "group " + std::to_string(gc.group_id) + ": tek_key_bits must be 128 or 256"};
@@ -523,10 +559,111 @@ result<std::unique_ptr<gcks>> gcks::create(gcks_config config)
         if (gc.sender_id_bits == 0 || gc.sender_id_bits > 32) {
             return error{errc::config_bad_value, "group " + std::to_string(gc.group_id) + ": sender_id_bits out of range"};
         }
-        s->groups.push_back(group_runtime{gc, random_spi(), random_secret(gc.tek_key_bits / 8 + gcm_salt_size), 1,
-                                          random_secret(kek_key_size + gcm_salt_size), random_bytes(16), 1, {}});
+        if (result<void> added = s->add_group(gc); !added) {
+            return added.err();
+        }
     }
     return std::unique_ptr<gcks>(new gcks(std::move(s)));
+}
+
+/// With a state_path: the database, and the signing key from it (or a new one, saved first).
+result<void> gcks::impl::open_store()
+{
+    if (config.state_path.empty()) {
+        return {};
+    }
+    if (config.storage_key_path.empty()) {
+        return error{errc::config_missing_key, "gcks: state_path needs storage_key_path (keys are never stored in clear)"};
+    }
+    if (config.sender_id_block == 0) {
+        return error{errc::config_bad_value, "gcks: sender_id_block must be at least 1"};
+    }
+    result<secret> key = load_storage_key(config.storage_key_path);
+    if (!key) {
+        return key.err();
+    }
+    result<gcks_store> opened = gcks_store::open(config.state_path, std::move(*key));
+    if (!opened) {
+        return opened.err();
+    }
+    store = std::move(*opened);
+    result<std::optional<secret>> der = store->signing_key_der();
+    if (!der) {
+        return der.err();
+    }
+    if (*der) {
+        result<signing_key> k = signing_key::from_private_der((*der)->view());
+        if (!k) {
+            return k.err();
+        }
+        signer = std::move(*k);
+        return {};
+    }
+    return store->save_signing_key(signer.private_der().view());
+}
+
+/// The group as the store left it (same TEK, KEK and Message IDs; Sender-IDs after the last
+/// reservation), or a fresh one committed before use.
+result<void> gcks::impl::add_group(const group_config& gc)
+{
+    const size_t tek_size = gc.tek_key_bits / 8 + gcm_salt_size;
+    group_runtime g{gc, 0, {}, 1, random_secret(kek_key_size + gcm_salt_size), random_bytes(16), 1, {}, 1};
+    if (store) {
+        result<std::optional<stored_group>> loaded = store->load_group(gc.group_id);
+        if (!loaded) {
+            return loaded.err();
+        }
+        result<std::vector<endpoint>> members = store->members(gc.group_id);
+        if (!members) {
+            return members.err();
+        }
+        if (stored_group* st = loaded->has_value() ? &**loaded : nullptr) {
+            g.kek = std::move(st->kek);
+            g.kek_spi = std::move(st->kek_spi);
+            g.next_rekey_message_id = st->next_rekey_message_id;
+            g.next_sender_id = g.sender_id_reserved = st->sender_id_reserved;
+            g.registered = std::move(*members);
+            if (st->tek_keymat.size() == tek_size) {
+                g.tek_spi = st->tek_spi;
+                g.tek_keymat = std::move(st->tek_keymat);
+            }
+        }
+    }
+    if (g.tek_spi == 0) {  // new group, or its TEK size changed in the config
+        g.tek_spi = fresh_spi(g);
+        g.tek_keymat = random_secret(tek_size);
+    }
+    if (result<void> saved = persist(g); !saved) {
+        return saved;
+    }
+    groups.push_back(std::move(g));
+    return {};
+}
+
+uint32_t gcks::impl::fresh_spi(const group_runtime& g) const
+{
+    uint32_t spi = random_spi();
+    while (spi == g.tek_spi || (store && store->spi_issued(spi))) {
+        spi = random_spi();
+    }
+    return spi;
+}
+
+/// Makes g.next_sender_id durable before it is handed out: commits the next block when the
+/// current one is used up.
+bool gcks::impl::reserve_sender_id(group_runtime& g, uint32_t limit)
+{
+    if (!store || g.next_sender_id < g.sender_id_reserved) {
+        return true;
+    }
+    const uint64_t end = std::min<uint64_t>(uint64_t(g.next_sender_id) + config.sender_id_block, uint64_t(limit) + 1);
+    const uint32_t before = g.sender_id_reserved;
+    g.sender_id_reserved = uint32_t(std::min<uint64_t>(end, 0xffffffffu));
+    if (!persist(g)) {
+        g.sender_id_reserved = before;
+        return false;
+    }
+    return true;
 }
 
 gcks::gcks(std::unique_ptr<impl> s) : _s(std::move(s)) {}
@@ -575,6 +712,15 @@ size_t gcks::half_open_sessions() const
 size_t gcks::sessions() const
 {
     return _s->sessions.size();
+}
+
+std::optional<group_status> gcks::status(uint32_t group_id) const
+{
+    const group_runtime* g = _s->find_group(group_id);
+    if (g == nullptr) {
+        return std::nullopt;
+    }
+    return group_status{g->tek_spi, g->next_sender_id, g->next_rekey_message_id, g->registered.size()};
 }
 
 } // namespace msecgw::gkm

@@ -74,7 +74,23 @@ struct gcks_config {
     std::vector<psk_identity> peers;
     std::vector<group_config> groups;
     admission_policy admission;
+    /// SQLite database that keeps groups, TEKs, the KEK, the signing key, Sender-ID reservations,
+    /// Message IDs and member addresses across restarts (also kill -9). Empty: state in memory only.
+    std::string state_path;
+    /// File with the 256-bit storage key (64 hex digits, mode 0600) under which every key in the
+    /// database is wrapped (RFC 5649). Required with state_path; never stored in the database.
+    std::string storage_key_path;
+    /// Sender-IDs reserved per database write; a restart skips the unused rest of a block.
+    uint32_t sender_id_block = 32;
     datagram_observer observer;
+};
+
+/// What the GCKS currently holds for one group (operator view and tests; no key material).
+struct group_status {
+    uint32_t tek_spi = 0;
+    uint32_t next_sender_id = 0;
+    uint32_t next_rekey_message_id = 0;
+    size_t members = 0;  ///< addresses GSA_REKEY goes to
 };
 
 struct gcks_counters {
@@ -111,6 +127,7 @@ public:
     /// IKE SAs the GCKS holds: half-open ones, and all of them (half-open plus finished).
     size_t half_open_sessions() const;
     size_t sessions() const;
+    std::optional<group_status> status(uint32_t group_id) const;
 
 private:
     struct impl;

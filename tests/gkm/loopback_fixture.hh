@@ -87,7 +87,15 @@ protected:
                 m->start(clock::now());
             }
         }
-        for (int round = 0; round < max_rounds && !all_settled(); ++round) {
+        pump([this] { return all_settled(); }, max_rounds);
+    }
+
+    /// Polls every socket briefly, then ticks the GCKS and every member, until pred holds or
+    /// max_rounds rounds ran. Returns pred().
+    template <class Pred>
+    bool pump(Pred pred, int max_rounds = 400)
+    {
+        for (int round = 0; round < max_rounds && !pred(); ++round) {
             std::vector<pollfd> fds{{server->fd(), POLLIN, 0}};
             for (group_member_ptr& m : members) {
                 fds.push_back({m->fd(), POLLIN, 0});
@@ -98,6 +106,7 @@ protected:
                 m->tick(clock::now());
             }
         }
+        return pred();
     }
 
     bool all_settled() const
