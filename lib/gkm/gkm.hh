@@ -168,6 +168,13 @@ struct member_config {
     retransmit_policy retransmit;
     std::string keylog_path;              ///< operator-requested Wireshark ikev2_decryption_table
     bytes gcks_public_key;                ///< verifies GSA_REKEY signatures; empty: refuse rekeys
+    /// Missed-rekey recovery: re-register (keeping the current keys until the new ones arrive)
+    /// when an accepted GSA_REKEY's Message ID shows that earlier ones were missed...
+    bool reregister_on_gap = true;
+    /// ...or when the newest TEK outlived its lifetime without a rekey.
+    bool reregister_on_expiry = true;
+    /// After a recovery that timed out, the next attempt waits this long.
+    std::chrono::milliseconds recovery_retry{10'000};
     datagram_observer observer;
 };
 
@@ -175,6 +182,8 @@ struct member_counters {
     uint64_t rekeys_accepted = 0;
     uint64_t rekeys_replayed = 0;  ///< Message ID not above the last accepted one
     uint64_t rekeys_forged = 0;    ///< wrong SPI, ICV, signature or content
+    uint64_t rekeys_missed = 0;    ///< Message IDs skipped between two accepted rekeys
+    uint64_t reregistrations = 0;  ///< recoveries started (gap, TEK expiry, retry)
 };
 
 class group_member {
@@ -184,6 +193,8 @@ public:
 
     /// Starts registration (IKE_SA_INIT); again after rejected/timed_out/failed.
     void start(clock::time_point now);
+    /// Receives, retransmits, and starts a recovery re-registration when one is due (a missed
+    /// rekey or an expired TEK). While it runs, membership() still returns the current keys.
     void tick(clock::time_point now);
 
     member_state state() const;

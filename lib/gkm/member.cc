@@ -60,6 +60,9 @@ struct group_member::impl {
     std::string last_error;
     uint64_t transmissions = 0;
     unsigned cookie_rounds = 0;  ///< COOKIE retries of the current IKE_SA_INIT
+    clock::time_point tek_installed;            ///< when the newest TEK arrived
+    bool recovering = false;                    ///< the registration in progress is a recovery
+    std::optional<clock::time_point> retry_at;  ///< next attempt after a failed recovery
     member_counters counters;
 
     /// The rekey SA the GCKS gave us at registration.
@@ -91,18 +94,28 @@ struct group_member::impl {
         phase = s;
         pending.reset();
         last_error = std::move(why);
+        if (recovering && s == member_state::timed_out) {
+            retry_at = last_progress + config.recovery_retry;
+        }
+        if (s == member_state::rejected) {
+            membership.reset();  // refused on re-registration: the keys we held are revoked
+            rekey.reset();
+        }
     }
 
-    void start(clock::time_point now);
+    void start(clock::time_point now, bool keep_keys = false);
+    void recover(clock::time_point now);
+    void check_recovery(clock::time_point now);
+    clock::time_point last_progress;  ///< time of the latest tick (for fail())
     void retransmit_if_due(clock::time_point now);
     void handle(const received_datagram& dg, clock::time_point now);
     void handle_init_response(const message& m, byte_view wire, clock::time_point now);
     void retry_with_cookie(const notify_payload& cookie, clock::time_point now);
-    void handle_auth_response(const message& m, byte_view wire);
+    void handle_auth_response(const message& m, byte_view wire, clock::time_point now);
     bool verify_gcks(const std::vector<payload>& answer);
     result<group_membership> accept_keys(const std::vector<payload>& answer, byte_view kwk, uint32_t kwk_id) const;
     result<rekey_sa> accept_kek(const std::vector<payload>& answer) const;
-    void handle_rekey(const message& m, byte_view wire);
+    void handle_rekey(const message& m, byte_view wire, clock::time_point now);
     bool rekey_signature_ok(const message& m, const std::vector<payload>& inner) const;
     void write_keylog() const;
 };
@@ -130,8 +143,10 @@ void group_member::impl::retry_with_cookie(const notify_payload& cookie, clock::
     send_request(encode_message(*request), 0, now);
 }
 
-void group_member::impl::start(clock::time_point now)
+void group_member::impl::start(clock::time_point now, bool keep_keys)
 {
+    recovering = keep_keys;
+    retry_at.reset();
     result<ecdh_key> key = ecdh_key::generate(config.group);
     if (!key) {
         fail(member_state::failed, key.err().detail);
@@ -142,7 +157,9 @@ void group_member::impl::start(clock::time_point now)
     nonce_i = random_bytes(our_nonce_size);
     cookie_rounds = 0;
     sa.reset();
-    membership.reset();
+    if (!keep_keys) {
+        membership.reset();
+    }
     rejection.reset();
     last_error.clear();
     message request{ike_header{spi_i, 0, payload_type::none, ike_version_2, exchange_type::ike_sa_init, flag_initiator, 0, 0},
@@ -176,7 +193,7 @@ void group_member::impl::handle(const received_datagram& dg, clock::time_point n
     }
     result<message> m = decode_message(dg.data);
     if (m && m->header.exchange == exchange_type::gsa_rekey) {
-        handle_rekey(*m, dg.data);
+        handle_rekey(*m, dg.data, now);
         return;
     }
     if (!pending || !(dg.source == config.gcks)) {
@@ -189,7 +206,7 @@ void group_member::impl::handle(const received_datagram& dg, clock::time_point n
     if (phase == member_state::ike_sa_init_sent && m->header.exchange == exchange_type::ike_sa_init) {
         handle_init_response(*m, dg.data, now);
     } else if (phase == member_state::gsa_auth_sent && m->header.exchange == exchange_type::gsa_auth) {
-        handle_auth_response(*m, dg.data);
+        handle_auth_response(*m, dg.data, now);
     }
 }
 
@@ -249,7 +266,7 @@ bool group_member::impl::verify_gcks(const std::vector<payload>& answer)
            equal_constant_time(auth->data, sa->psk_auth(config.psk, ike_role::responder, *idr).view());
 }
 
-void group_member::impl::handle_auth_response(const message& m, byte_view wire)
+void group_member::impl::handle_auth_response(const message& m, byte_view wire, clock::time_point now)
 {
     result<std::vector<payload>> answer = sa->open(m, wire);
     if (!answer) {
@@ -281,9 +298,38 @@ void group_member::impl::handle_auth_response(const message& m, byte_view wire)
     } else {
         rekey.reset();  // no rekey SA: we re-register when the TEK expires
     }
+    // A recovery keeps the TEK it held as the previous one (overlap), unless it is the current.
+    if (membership && !membership->teks.empty() && membership->teks.front().spi != keys->teks.front().spi) {
+        keys->teks.push_back(std::move(membership->teks.front()));
+    }
     membership = std::move(*keys);
+    tek_installed = now;
+    recovering = false;
     pending.reset();
     phase = member_state::registered;
+}
+
+/// Re-registers without dropping the keys in use (make-before-break); the GCKS answers with
+/// the current TEK, a fresh Sender-ID and the rekey SA's next Message ID.
+void group_member::impl::recover(clock::time_point now)
+{
+    ++counters.reregistrations;
+    start(now, true);
+}
+
+void group_member::impl::check_recovery(clock::time_point now)
+{
+    if (phase == member_state::timed_out && retry_at && now >= *retry_at && membership) {
+        recover(now);
+        return;
+    }
+    if (phase != member_state::registered || !config.reregister_on_expiry || !membership || membership->teks.empty()) {
+        return;
+    }
+    const uint32_t lifetime = membership->teks.front().lifetime_seconds;
+    if (lifetime != 0 && now - tek_installed >= std::chrono::seconds(lifetime)) {
+        recover(now);
+    }
 }
 
 result<group_membership> group_member::impl::accept_keys(const std::vector<payload>& answer, byte_view kwk,
@@ -416,7 +462,7 @@ bool group_member::impl::rekey_signature_ok(const message& m, const std::vector<
     return verify_signature(config.gcks_public_key, signed_octets, byte_view(auth.data).subspan(prefix.size()));
 }
 
-void group_member::impl::handle_rekey(const message& m, byte_view wire)
+void group_member::impl::handle_rekey(const message& m, byte_view wire, clock::time_point now)
 {
     bytes spi;
     wire_writer(spi).u64(m.header.spi_i);
@@ -439,14 +485,20 @@ void group_member::impl::handle_rekey(const message& m, byte_view wire)
         ++counters.rekeys_forged;
         return;
     }
+    const uint32_t missed = m.header.message_id - rekey->last_message_id - 1;
     rekey->last_message_id = m.header.message_id;
     ++counters.rekeys_accepted;
+    counters.rekeys_missed += missed;
+    tek_installed = now;
     // Newest TEK first; keep the one before it for the activation/deactivation overlap.
     std::vector<tek> teks = std::move(keys->teks);
     if (!membership->teks.empty()) {
         teks.push_back(std::move(membership->teks.front()));
     }
     membership->teks = std::move(teks);
+    if (missed != 0 && config.reregister_on_gap && phase == member_state::registered) {
+        recover(now);  // the rekeys we missed may have carried more than the TEK
+    }
 }
 
 void group_member::impl::write_keylog() const
@@ -484,10 +536,12 @@ void group_member::start(clock::time_point now)
 
 void group_member::tick(clock::time_point now)
 {
+    _s->last_progress = now;
     while (std::optional<received_datagram> dg = _s->socket.receive()) {
         _s->handle(*dg, now);
     }
     _s->retransmit_if_due(now);
+    _s->check_recovery(now);
 }
 
 member_state group_member::state() const
