@@ -85,7 +85,10 @@ bytes public_value_of(dh_group g, EVP_PKEY* pkey)
     return bytes(point.begin() + 1, point.end());
 }
 
-/// Checks a peer's KE data and turns it into an EVP_PKEY.
+/// Checks a peer's KE data and turns it into an EVP_PKEY. For P-256 that is partial public-key
+/// validation (SP 800-56A 5.6.2.3.4: coordinates in range, on the curve, not the point at
+/// infinity), which suffices with cofactor 1 (RFC 5903 §7); the full check would add an n·Q
+/// scalar multiplication per exchange and prove nothing more.
 pkey_ptr peer_pkey(dh_group g, byte_view peer)
 {
     if (peer.size() != ke_data_size(g)) {
@@ -101,7 +104,7 @@ pkey_ptr peer_pkey(dh_group g, byte_view peer)
         return nullptr;
     }
     pkey_ctx_ptr check(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey.get(), nullptr));
-    if (!check || EVP_PKEY_public_check(check.get()) != 1) {
+    if (!check || EVP_PKEY_public_check_quick(check.get()) != 1) {
         return nullptr;
     }
     return pkey;
@@ -318,7 +321,8 @@ result<secret> ecdh_key::shared_secret(byte_view peer_public) const
     }
     pkey_ctx_ptr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, static_cast<EVP_PKEY*>(_pkey.get()), nullptr));
     size_t len = 0;
-    if (!ctx || EVP_PKEY_derive_init(ctx.get()) != 1 || EVP_PKEY_derive_set_peer(ctx.get(), peer.get()) != 1 ||
+    // peer_pkey validated the peer already: 0 keeps OpenSSL from repeating it as a full check.
+    if (!ctx || EVP_PKEY_derive_init(ctx.get()) != 1 || EVP_PKEY_derive_set_peer_ex(ctx.get(), peer.get(), 0) != 1 ||
         EVP_PKEY_derive(ctx.get(), nullptr, &len) != 1) {
         return openssl_failure("ECDH derive");
     }
@@ -532,17 +536,39 @@ result<bytes> signing_key::sign(byte_view data) const
     return sig;
 }
 
-bool verify_signature(byte_view public_key_der, byte_view data, byte_view signature)
+void verify_key::pkey_deleter::operator()(void* p) const
+{
+    EVP_PKEY_free(static_cast<EVP_PKEY*>(p));
+}
+
+verify_key::verify_key(void* pkey) : _pkey(pkey) {}
+verify_key::verify_key(verify_key&&) noexcept = default;
+verify_key& verify_key::operator=(verify_key&&) noexcept = default;
+verify_key::~verify_key() = default;
+
+result<verify_key> verify_key::parse(byte_view public_key_der)
 {
     const uint8_t* p = public_key_der.data();
     pkey_ptr pkey(d2i_PUBKEY(nullptr, &p, long(public_key_der.size())));
     if (!pkey || EVP_PKEY_get_base_id(pkey.get()) != EVP_PKEY_EC) {
-        return false;
+        return make_error(reason::crypto, "not an EC SubjectPublicKeyInfo");
     }
+    return verify_key(pkey.release());
+}
+
+bool verify_key::verify(byte_view data, byte_view signature) const
+{
     using md_ctx_ptr = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
     md_ctx_ptr ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-    return ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, pkey.get()) == 1 &&
+    auto* pkey = static_cast<EVP_PKEY*>(_pkey.get());
+    return ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, pkey) == 1 &&
            EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), data.data(), data.size()) == 1;
+}
+
+bool verify_signature(byte_view public_key_der, byte_view data, byte_view signature)
+{
+    result<verify_key> key = verify_key::parse(public_key_der);
+    return key && key->verify(data, signature);
 }
 
 } // namespace msecgw::gkm

@@ -118,6 +118,25 @@ private:
     bytes _public_der;
 };
 
+/// An ECDSA P-256 public key parsed once (parsing DER costs about as much as verifying).
+class verify_key {
+public:
+    static result<verify_key> parse(byte_view public_key_der);
+    verify_key(verify_key&&) noexcept;
+    verify_key& operator=(verify_key&&) noexcept;
+    ~verify_key();
+
+    /// ECDSA-Sig-Value (DER) over SHA-256(data).
+    bool verify(byte_view data, byte_view signature) const;
+
+private:
+    explicit verify_key(void* pkey);
+    struct pkey_deleter {
+        void operator()(void* p) const;
+    };
+    std::unique_ptr<void, pkey_deleter> _pkey;
+};
+
 /// Verifies an ECDSA P-256/SHA-256 signature against a DER SubjectPublicKeyInfo.
 bool verify_signature(byte_view public_key_der, byte_view data, byte_view signature);
 

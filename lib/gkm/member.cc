@@ -59,6 +59,7 @@ struct group_member::impl {
     std::optional<notify_type> rejection;
     std::string last_error;
     uint64_t transmissions = 0;
+    std::optional<verify_key> gcks_key;  ///< parsed config.gcks_public_key
     unsigned cookie_rounds = 0;  ///< COOKIE retries of the current IKE_SA_INIT
     clock::time_point tek_installed;            ///< when the newest TEK arrived
     bool recovering = false;                    ///< the registration in progress is a recovery
@@ -449,7 +450,7 @@ auto group_member::impl::accept_kek(const std::vector<payload>& answer) const ->
 
 bool group_member::impl::rekey_signature_ok(const message& m, const std::vector<payload>& inner) const
 {
-    if (config.gcks_public_key.empty() || inner.empty() || inner.back().type != payload_type::auth) {
+    if (!gcks_key || inner.empty() || inner.back().type != payload_type::auth) {
         return false;
     }
     const auto& auth = std::get<auth_payload>(inner.back().body);
@@ -459,7 +460,7 @@ bool group_member::impl::rekey_signature_ok(const message& m, const std::vector<
         return false;
     }
     const bytes signed_octets = rekey_signed_octets(m.header, std::span(inner).first(inner.size() - 1));
-    return verify_signature(config.gcks_public_key, signed_octets, byte_view(auth.data).subspan(prefix.size()));
+    return gcks_key->verify(signed_octets, byte_view(auth.data).subspan(prefix.size()));
 }
 
 void group_member::impl::handle_rekey(const message& m, byte_view wire, clock::time_point now)
@@ -522,7 +523,16 @@ result<std::unique_ptr<group_member>> group_member::create(member_config config)
     if (!socket) {
         return socket.err();
     }
+    std::optional<verify_key> gcks_key;
+    if (!config.gcks_public_key.empty()) {
+        result<verify_key> k = verify_key::parse(config.gcks_public_key);
+        if (!k) {
+            return error{errc::config_bad_value, "gcks_public_key: " + k.err().detail};
+        }
+        gcks_key = std::move(*k);
+    }
     auto s = std::make_unique<impl>(std::move(config), std::move(*socket));
+    s->gcks_key = std::move(gcks_key);
     return std::unique_ptr<group_member>(new group_member(std::move(s)));
 }
 
