@@ -124,3 +124,31 @@ TEST_F(gkm_recovery, RecoveryRefusedByTheGcksDropsTheKeys)
     EXPECT_EQ(a->rejection(), notify_type::authorization_failed);
     EXPECT_EQ(a->membership(), nullptr);
 }
+
+TEST_F(gkm_recovery, RecoveryThatTimesOutIsRetriedAndSucceedsOnceTheGcksIsBack)
+{
+    gcks_config config = default_gcks_config();
+    config.groups[0].tek_lifetime_seconds = 5;
+    register_two(config, member("gm-a"));
+    const uint16_t port = server->local().port;
+    server.reset();  // the key server is down
+
+    clock::time_point t = clock::now() + std::chrono::seconds(6);
+    a->tick(t);  // TEK expired: recovery 1 starts, nobody answers
+    ASSERT_EQ(a->counters().reregistrations, 1u);
+    for (int i = 0; i < 120 && a->state() != member_state::timed_out; ++i) {
+        t += std::chrono::seconds(1);
+        a->tick(t);
+    }
+    ASSERT_EQ(a->state(), member_state::timed_out);
+    ASSERT_NE(a->membership(), nullptr);  // still the keys it had
+    a->tick(t + std::chrono::seconds(1));
+    EXPECT_EQ(a->counters().reregistrations, 1u);  // not before recovery_retry
+
+    config.listen.port = port;
+    start_gcks(std::move(config));
+    a->tick(t + member_config{}.recovery_retry);
+    EXPECT_EQ(a->counters().reregistrations, 2u);
+    ASSERT_TRUE(pump([&] { return a->state() == member_state::registered; }));
+    EXPECT_EQ(a->membership()->teks[0].spi, server->status(7)->tek_spi);
+}

@@ -167,3 +167,23 @@ TEST_F(gkm_tshark, KeylogLetsTsharkDecryptEverySkPayload)
                                 " -T fields -e frame.number";
     EXPECT_EQ(count_lines(tshark(refused)), 1u);
 }
+
+TEST_F(gkm_tshark, CookieExchangeDissectsAndDecrypts)
+{
+    gcks_config c = default_gcks_config();
+    c.admission.cookie_threshold = 0;  // every IKE_SA_INIT must carry a COOKIE
+    start_gcks(std::move(c));
+    member_config m = member("gm-a");
+    m.keylog_path = (dir / "ikev2.keylog").string();
+    gkm::group_member& a = add_member(std::move(m));
+    run_registrations();
+    ASSERT_EQ(a.state(), member_state::registered) << a.last_error();
+    ASSERT_EQ(pcap->count(), 6u);  // IKE_SA_INIT, N(COOKIE), IKE_SA_INIT + COOKIE, its answer, GSA_AUTH × 2
+
+    const std::string cookies =
+        tshark("-Y " + shell_quote("isakmp.notify.msgtype == 16390") + " -T fields -e frame.number");
+    EXPECT_EQ(cookies, "2\n3\n") << cookies;  // the GCKS's answer and the member's retry
+    const std::string bad = tshark(decryption_options() + " -Y " + shell_quote("_ws.malformed || _ws.expert.severity >= error"));
+    EXPECT_EQ(bad, "") << bad;
+    EXPECT_NE(tshark(decryption_options() + " -V").find("Decrypted Data"), std::string::npos);
+}
