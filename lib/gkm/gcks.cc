@@ -1,6 +1,7 @@
 #include <algorithm>
 
 #include "gkm.hh"
+#include "cookies.hh"
 #include "ike_sa.hh"
 #include "registration.hh"
 #include "rekey.hh"
@@ -96,57 +97,6 @@ struct responder_session {
     uint32_t next_message_id = 1;
     uint32_t last_message_id = 0;
     bytes last_response;  ///< resent when the peer retransmits its request
-};
-
-/// Stateless cookies (RFC 7296 §2.6): version ‖ prf(secret, Ni ‖ IPi ‖ SPIi). The secret rotates;
-/// cookies made with the previous one are still accepted, so a retry across a rotation works.
-class cookie_jar {
-public:
-    void rotate_if_due(clock::time_point now, clock::duration lifetime)
-    {
-        if (_current.empty() || now - _rotated >= lifetime) {
-            _previous = std::move(_current);
-            _current = random_secret(prf_size);
-            ++_version;
-            _rotated = now;
-        }
-    }
-
-    bytes make(byte_view nonce_i, const endpoint& peer, uint64_t spi_i) const
-    {
-        return make_with(_current, _version, nonce_i, peer, spi_i);
-    }
-
-    bool valid(byte_view cookie, byte_view nonce_i, const endpoint& peer, uint64_t spi_i) const
-    {
-        if (cookie.empty()) {
-            return false;
-        }
-        const bool current = cookie[0] == _version;
-        const secret& key = current ? _current : _previous;
-        if (key.empty() || (!current && cookie[0] != uint8_t(_version - 1))) {
-            return false;
-        }
-        return equal_constant_time(cookie, make_with(key, cookie[0], nonce_i, peer, spi_i));
-    }
-
-private:
-    static bytes make_with(const secret& key, uint8_t version, byte_view nonce_i, const endpoint& peer, uint64_t spi_i)
-    {
-        bytes input(nonce_i.begin(), nonce_i.end());
-        wire_writer(input).u32(peer.address);
-        wire_writer(input).u64(spi_i);
-        secret mac = prf(key.view(), input);
-        bytes out(1 + mac.size());
-        out[0] = version;
-        std::copy(mac.view().begin(), mac.view().end(), out.begin() + 1);
-        return out;
-    }
-
-    secret _current;
-    secret _previous;
-    uint8_t _version = 0;
-    clock::time_point _rotated;
 };
 
 uint64_t random_u64_nonzero()

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "gkm/cookies.hh"
 #include "gkm/ike_sa.hh"
 #include "gkm/registration.hh"
 #include "loopback_fixture.hh"
@@ -157,4 +158,28 @@ TEST_F(gkm_admission, ACookieFromAnotherInitiatorIsRejected)
     EXPECT_EQ(server->counters().cookies_rejected, 2u);
     EXPECT_EQ(server->counters().ike_sa_init, 1u);
     EXPECT_EQ(server->half_open_sessions(), 0u);
+}
+
+TEST(GkmCookieJar, CookiesSurviveOneRotationNotTwoAndAreBoundToTheInitiator)
+{
+    cookie_jar jar;
+    const clock::time_point t0 = clock::now();
+    constexpr auto lifetime = std::chrono::seconds(60);
+    jar.rotate_if_due(t0, lifetime);
+    const bytes nonce = random_bytes(our_nonce_size);
+    const endpoint peer{0x7f000001, 500};
+    const bytes cookie = jar.make(nonce, peer, 42);
+    ASSERT_EQ(cookie.size(), 33u);
+    EXPECT_TRUE(jar.valid(cookie, nonce, peer, 42));
+    EXPECT_FALSE(jar.valid(cookie, nonce, peer, 43));                      // another SPIi
+    EXPECT_FALSE(jar.valid(cookie, nonce, endpoint{0x7f000002, 500}, 42));  // another address
+    EXPECT_FALSE(jar.valid(cookie, random_bytes(our_nonce_size), peer, 42)); // another nonce
+
+    jar.rotate_if_due(t0 + lifetime / 2, lifetime);  // not due
+    EXPECT_EQ(jar.make(nonce, peer, 42), cookie);
+    jar.rotate_if_due(t0 + lifetime, lifetime);
+    EXPECT_NE(jar.make(nonce, peer, 42), cookie);
+    EXPECT_TRUE(jar.valid(cookie, nonce, peer, 42));   // made under the previous secret
+    jar.rotate_if_due(t0 + 2 * lifetime, lifetime);
+    EXPECT_FALSE(jar.valid(cookie, nonce, peer, 42));  // two rotations old
 }
