@@ -173,7 +173,7 @@ struct gcks::impl {
     void handle_init(const received_datagram& dg, const message& m);
     void handle_gsa_auth(const received_datagram& dg, const message& m);
     std::vector<payload> answer_registration(responder_session& s, const std::vector<payload>& request);
-    std::vector<payload> key_download(responder_session& s, group_runtime& g, bool sender);
+    std::vector<payload> key_download(responder_session& s, group_runtime& g, bool sender, const std::string& identity);
     result<void> rekey(uint32_t group_id);
     result<void> open_store();
     result<void> add_group(const group_config& gc);
@@ -389,7 +389,7 @@ std::vector<payload> gcks::impl::answer_registration(responder_session& s, const
     const auto& senders = g->config.senders;
     const bool wants_to_send = find_notify(request, notify_type::group_sender) != nullptr;
     const bool may_send = std::find(senders.begin(), senders.end(), peer->id) != senders.end();
-    std::vector<payload> keys = key_download(s, *g, wants_to_send && may_send);
+    std::vector<payload> keys = key_download(s, *g, wants_to_send && may_send, peer->id);
     if (keys.empty()) {
         answer.push_back(notify(notify_type::registration_failed));
         return answer;
@@ -399,7 +399,8 @@ std::vector<payload> gcks::impl::answer_registration(responder_session& s, const
     return answer;
 }
 
-std::vector<payload> gcks::impl::key_download(responder_session& s, group_runtime& g, bool sender)
+std::vector<payload> gcks::impl::key_download(responder_session& s, group_runtime& g, bool sender,
+                                              const std::string& identity)
 {
     result<attribute> sa_key = sa_key_attribute(g, s.sa.wrap_key().view(), 0);
     result<bytes> wrapped_kek = key_wrap(s.sa.wrap_key().view(), g.kek.view());
@@ -411,21 +412,24 @@ std::vector<payload> gcks::impl::key_download(responder_session& s, group_runtim
     key_bag member{key_bag_type::member,
                    {attribute::long_form(uint16_t(member_key_attribute::wrap_key),
                                          wrapped_key{kwk_id_kek, 0, std::move(*wrapped_kek)}.encode())}};
+    std::optional<uint32_t> sender_id;
     if (sender) {
         const uint32_t limit = g.config.sender_id_bits >= 32 ? 0xffffffffu : (1u << g.config.sender_id_bits) - 1;
         if (g.next_sender_id > limit || g.next_sender_id == 0 || !reserve_sender_id(g, limit)) {
             return {};  // Sender-ID space exhausted (or not durable): never hand one out twice
         }
-        member.attributes.push_back(attribute::u32(uint16_t(member_key_attribute::gm_sender_id), g.next_sender_id++));
+        sender_id = g.next_sender_id++;
+        member.attributes.push_back(attribute::u32(uint16_t(member_key_attribute::gm_sender_id), *sender_id));
     }
     kd.bags.push_back(std::move(member));
     if (std::find(g.registered.begin(), g.registered.end(), s.peer) == g.registered.end()) {
         g.registered.push_back(s.peer);
-        if (store) {
-            // Best effort: a member the database misses gets no rekey after a restart and
-            // re-registers when its TEK expires.
-            (void)store->add_member(g.config.group_id, s.peer);
-        }
+    }
+    if (store) {
+        // A record for the operator; uniqueness does not depend on it (the Sender-ID's block was
+        // committed before). A member whose address is lost gets no rekey after a restart and
+        // re-registers when its TEK expires.
+        (void)store->record_registration(g.config.group_id, s.peer, identity, sender_id);
     }
     return {payload{payload_type::gsa, false, gsa_payload{{kek_policy(g), tek_policy(g), group_wide_policy(g)}}},
             payload{payload_type::kd, false, std::move(kd)}};
@@ -564,14 +568,18 @@ result<void> gcks::impl::add_group(const group_config& gc)
             return loaded.err();
         }
         result<std::vector<endpoint>> members = store->members(gc.group_id);
-        if (!members) {
-            return members.err();
+        result<std::vector<gcks_store::sender_assignment>> assigned = store->sender_ids(gc.group_id);
+        if (!members || !assigned) {
+            return (!members ? members.err() : assigned.err());
         }
         if (stored_group* st = loaded->has_value() ? &**loaded : nullptr) {
             g.kek = std::move(st->kek);
             g.kek_spi = std::move(st->kek_spi);
             g.next_rekey_message_id = st->next_rekey_message_id;
             g.next_sender_id = g.sender_id_reserved = st->sender_id_reserved;
+            if (!assigned->empty() && assigned->back().sender_id >= g.next_sender_id) {  // belt and braces
+                g.next_sender_id = g.sender_id_reserved = assigned->back().sender_id + 1;
+            }
             g.registered = std::move(*members);
             if (st->tek_keymat.size() == tek_size) {
                 g.tek_spi = st->tek_spi;

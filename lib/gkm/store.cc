@@ -87,6 +87,10 @@ CREATE TABLE IF NOT EXISTS tek_spis(spi INTEGER PRIMARY KEY, group_id INTEGER NO
 CREATE TABLE IF NOT EXISTS members(
     group_id INTEGER NOT NULL, address INTEGER NOT NULL, port INTEGER NOT NULL,
     PRIMARY KEY(group_id, address, port));
+CREATE TABLE IF NOT EXISTS sender_ids(
+    group_id INTEGER NOT NULL, sender_id INTEGER NOT NULL, identity TEXT NOT NULL,
+    address INTEGER NOT NULL, port INTEGER NOT NULL,
+    PRIMARY KEY(group_id, sender_id));
 )sql";
 
 } // namespace
@@ -290,12 +294,41 @@ result<std::vector<endpoint>> gcks_store::members(uint32_t group_id) const
     return out;
 }
 
-result<void> gcks_store::add_member(uint32_t group_id, const endpoint& where)
+result<void> gcks_store::record_registration(uint32_t group_id, const endpoint& where, const std::string& identity,
+                                             std::optional<uint32_t> sender_id)
 {
     return _s->transaction("PRAGMA synchronous=NORMAL", [&]() -> result<void> {
         statement q(_s->db.get(), "INSERT OR IGNORE INTO members(group_id, address, port) VALUES(?1, ?2, ?3)");
-        return q.bind(1, int64_t(group_id)).bind(2, int64_t(where.address)).bind(3, int64_t(where.port)).run("add member");
+        q.bind(1, int64_t(group_id)).bind(2, int64_t(where.address)).bind(3, int64_t(where.port));
+        if (result<void> r = q.run("add member"); !r || !sender_id) {
+            return r;
+        }
+        // A plain INSERT: a Sender-ID recorded twice would be a bug, and fails loudly here.
+        statement id(_s->db.get(),
+                     "INSERT INTO sender_ids(group_id, sender_id, identity, address, port) VALUES(?1, ?2, ?3, ?4, ?5)");
+        return id.bind(1, int64_t(group_id))
+            .bind(2, int64_t(*sender_id))
+            .bind(3, as_bytes(identity))
+            .bind(4, int64_t(where.address))
+            .bind(5, int64_t(where.port))
+            .run("record Sender-ID");
     });
+}
+
+result<std::vector<gcks_store::sender_assignment>> gcks_store::sender_ids(uint32_t group_id) const
+{
+    statement q(_s->db.get(), "SELECT sender_id, identity FROM sender_ids WHERE group_id = ?1 ORDER BY sender_id");
+    q.bind(1, int64_t(group_id));
+    std::vector<sender_assignment> out;
+    int rc = SQLITE_ROW;
+    while ((rc = q.step()) == SQLITE_ROW) {
+        const bytes id = q.blob(1);
+        out.push_back(sender_assignment{uint32_t(q.integer(0)), std::string(id.begin(), id.end())});
+    }
+    if (rc != SQLITE_DONE) {
+        return db_error(_s->db.get(), "read Sender-IDs");
+    }
+    return out;
 }
 
 } // namespace msecgw::gkm

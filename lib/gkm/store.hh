@@ -1,7 +1,8 @@
 #pragma once
 /// Durable GCKS state in SQLite (internal header): the rekey signing key, per group the current
 /// TEK (SPI and keying material), the KEK, the Sender-ID reservation and the next GSA_REKEY
-/// Message ID, every TEK SPI ever issued, and where registered members listen.
+/// Message ID, every TEK SPI ever issued, where registered members listen and which identity got
+/// which Sender-ID.
 ///
 /// Write-ahead discipline: each value is committed before it is used, so a crash (kill -9) at
 /// any point never makes the GCKS hand out an SPI, Sender-ID or Message ID twice. Sender-IDs are
@@ -59,7 +60,16 @@ public:
     bool spi_issued(uint32_t spi) const;
 
     result<std::vector<endpoint>> members(uint32_t group_id) const;
-    result<void> add_member(uint32_t group_id, const endpoint& where);
+    /// One registration: the member's address (rekeys go there) and, for a sender, the Sender-ID
+    /// it was given (inside a block already reserved with save_group).
+    result<void> record_registration(uint32_t group_id, const endpoint& where, const std::string& identity,
+                                     std::optional<uint32_t> sender_id);
+    struct sender_assignment {
+        uint32_t sender_id = 0;
+        std::string identity;
+    };
+    /// Every Sender-ID handed out in the group, in order.
+    result<std::vector<sender_assignment>> sender_ids(uint32_t group_id) const;
 
 private:
     struct impl;

@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "gkm/store.hh"
 #include "loopback_fixture.hh"
 
 using namespace msecgw;
@@ -110,6 +111,21 @@ TEST_F(gkm_persistence, RestartKeepsTheGroupAndMembersAndNeverReusesSpiSenderIdO
     const uint16_t port = server->local().port;
 
     server.reset();  // no shutdown: whatever is on disk is what a crash leaves
+    {
+        result<secret> key = load_storage_key(key_path);
+        ASSERT_TRUE(key.ok()) << key.err().detail;
+        result<gcks_store> store = gcks_store::open(dir + "/gcks.db", std::move(*key));
+        ASSERT_TRUE(store.ok()) << store.err().detail;
+        result<std::vector<gcks_store::sender_assignment>> assigned = store->sender_ids(7);
+        ASSERT_TRUE(assigned.ok());
+        ASSERT_EQ(assigned->size(), 2u);
+        std::set<std::string> who;
+        for (const auto& a : *assigned) {
+            EXPECT_EQ(sender_ids.count(a.sender_id), 1u);
+            who.insert(a.identity);
+        }
+        EXPECT_EQ(who, (std::set<std::string>{"gm-a", "gm-b"}));
+    }
     start_gcks(persistent_config(port));
     const group_status after = *server->status(7);
     EXPECT_EQ(after.tek_spi, before.tek_spi);
