@@ -21,6 +21,7 @@ struct group_runtime {
     uint32_t next_rekey_message_id = 1;
     std::vector<endpoint> registered; ///< where GSA_REKEY goes (unicast until multicast lands)
     uint32_t sender_id_reserved = 1;  ///< with a store: Sender-IDs below this are committed to it
+    std::optional<clock::time_point> next_rekey;  ///< periodic rekey: when the next one is due
 
     stored_group snapshot() const
     {
@@ -175,6 +176,7 @@ struct gcks::impl {
     std::vector<payload> answer_registration(responder_session& s, const std::vector<payload>& request);
     std::vector<payload> key_download(responder_session& s, group_runtime& g, bool sender, const std::string& identity);
     result<void> rekey(uint32_t group_id);
+    void rekey_due_groups();
     result<void> open_store();
     result<void> add_group(const group_config& gc);
     /// A TEK SPI never issued before (by this process or, with a store, any earlier one).
@@ -435,12 +437,33 @@ std::vector<payload> gcks::impl::key_download(responder_session& s, group_runtim
             payload{payload_type::kd, false, std::move(kd)}};
 }
 
+/// Periodic rekeys (rekey_period_seconds). The first period starts at the first tick; a failed
+/// rekey is counted and tried again a period later (members recover through the TEK lifetime).
+void gcks::impl::rekey_due_groups()
+{
+    for (group_runtime& g : groups) {
+        if (g.config.rekey_period_seconds == 0) {
+            continue;
+        }
+        if (!g.next_rekey) {
+            g.next_rekey = now + std::chrono::seconds(g.config.rekey_period_seconds);
+        } else if (now >= *g.next_rekey) {
+            ++counters.periodic_rekeys;
+            if (!rekey(g.config.group_id)) {
+                ++counters.rekeys_failed;
+                g.next_rekey = now + std::chrono::seconds(g.config.rekey_period_seconds);
+            }
+        }
+    }
+}
+
 result<void> gcks::impl::rekey(uint32_t group_id)
 {
     group_runtime* g = find_group(group_id);
     if (g == nullptr) {
         return error{errc::config_reference, "no group " + std::to_string(group_id)};
     }
+    g->next_rekey = now + std::chrono::seconds(g->config.rekey_period_seconds);
     if (g->next_rekey_message_id == 0xffffffffu) {
         return error{errc::unsupported, "group " + std::to_string(group_id) + ": GSA_REKEY Message IDs exhausted"};
     }
@@ -561,7 +584,7 @@ result<void> gcks::impl::open_store()
 result<void> gcks::impl::add_group(const group_config& gc)
 {
     const size_t tek_size = gc.tek_key_bits / 8 + gcm_salt_size;
-    group_runtime g{gc, 0, {}, 1, random_secret(kek_key_size + gcm_salt_size), random_bytes(16), 1, {}, 1};
+    group_runtime g{gc, 0, {}, 1, random_secret(kek_key_size + gcm_salt_size), random_bytes(16), 1, {}, 1, {}};
     if (store) {
         result<std::optional<stored_group>> loaded = store->load_group(gc.group_id);
         if (!loaded) {
@@ -635,6 +658,7 @@ void gcks::tick(clock::time_point now)
     while (std::optional<received_datagram> dg = _s->socket.receive()) {
         _s->handle(*dg);
     }
+    _s->rekey_due_groups();
 }
 
 result<void> gcks::rekey(uint32_t group_id)

@@ -53,6 +53,9 @@ struct group_config {
     traffic_selector destination;
     uint16_t tek_key_bits = 128;          ///< AES-128-GCM or AES-256-GCM
     uint32_t tek_lifetime_seconds = 3600;
+    /// GSA_REKEY with a new TEK this often (the first one a period after start); 0: only when
+    /// gcks::rekey is called. Keep it below tek_lifetime_seconds so members never see an expiry.
+    uint32_t rekey_period_seconds = 0;
     uint8_t sender_id_bits = 16;          ///< RFC 6054 Sender-ID width in the IV
 };
 
@@ -103,6 +106,8 @@ struct gcks_counters {
     uint64_t malformed = 0;               ///< undecodable or undecryptable datagrams dropped
     uint64_t retransmissions_answered = 0;
     uint64_t rekeys_sent = 0;              ///< GSA_REKEY messages (one per member reached)
+    uint64_t periodic_rekeys = 0;          ///< rekeys started by rekey_period_seconds
+    uint64_t rekeys_failed = 0;            ///< periodic rekeys that could not be made (e.g. the store failed)
     uint64_t cookies_sent = 0;             ///< IKE_SA_INIT answered with N(COOKIE) and no state kept
     uint64_t cookies_rejected = 0;         ///< IKE_SA_INIT with a wrong or stale COOKIE, dropped
     uint64_t half_open_dropped = 0;        ///< IKE_SA_INIT dropped at max_half_open
@@ -117,7 +122,8 @@ public:
 
     void tick(clock::time_point now);
     /// GSA_REKEY: a fresh TEK (new SPI) for the group, wrapped under its KEK, signed with the GCKS
-    /// key, with the next Message ID, sent to every registered member's address.
+    /// key, with the next Message ID, sent to every registered member's address. tick() calls it
+    /// for groups with a rekey_period_seconds; the period restarts after every rekey.
     result<void> rekey(uint32_t group_id);
     /// DER SubjectPublicKeyInfo of the key that signs GSA_REKEY (members need it).
     const bytes& rekey_public_key() const;

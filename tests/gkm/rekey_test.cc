@@ -166,3 +166,35 @@ TEST_F(gkm_rekey, RekeyWithoutTheGcksSignatureKeyIsRefused)
     ASSERT_TRUE(pump([&] { return doubter.counters().rekeys_forged == 1 && total(&member_counters::rekeys_accepted) == 2; }));
     EXPECT_EQ(doubter.membership()->teks.size(), 1u);
 }
+
+TEST_F(gkm_loopback, PeriodicRekeyReachesEveryMemberOncePerPeriod)
+{
+    gcks_config c = default_gcks_config();
+    c.groups[0].rekey_period_seconds = 10;
+    start_gcks(std::move(c));
+    for (const char* id : {"gm-a", "gm-b"}) {
+        member_config m = member(id);
+        m.gcks_public_key = server->rekey_public_key();
+        add_member(std::move(m));
+    }
+    run_registrations();  // the first tick starts the period
+    ASSERT_EQ(members[0]->state(), member_state::registered);
+    const uint32_t first = server->status(7)->tek_spi;
+    const clock::time_point start = clock::now();
+
+    server->tick(start + std::chrono::seconds(5));
+    EXPECT_EQ(server->counters().periodic_rekeys, 0u);
+    EXPECT_EQ(server->status(7)->tek_spi, first);
+    server->tick(start + std::chrono::seconds(11));
+    EXPECT_EQ(server->counters().periodic_rekeys, 1u);
+    EXPECT_NE(server->status(7)->tek_spi, first);
+    ASSERT_TRUE(pump([&] {
+        return members[0]->counters().rekeys_accepted == 1 && members[1]->counters().rekeys_accepted == 1;
+    }));
+    EXPECT_EQ(members[0]->membership()->teks[0].spi, server->status(7)->tek_spi);
+    server->tick(start + std::chrono::seconds(15));  // the period restarted at the rekey
+    EXPECT_EQ(server->counters().periodic_rekeys, 1u);
+    server->tick(start + std::chrono::seconds(22));
+    EXPECT_EQ(server->counters().periodic_rekeys, 2u);
+    EXPECT_EQ(server->counters().rekeys_failed, 0u);
+}
