@@ -352,6 +352,12 @@ void gcks::impl::handle_gsa_auth(const received_datagram& dg, const message& m)
         s.expires = now + config.admission.finished_linger;
     }
     send(dg.source, s.last_response);
+    if (find_payload<kd_payload>(answer, payload_type::kd) == nullptr) {
+        // Refused (authentication, authorization, group): nothing to keep. Anyone who can do
+        // IKE_SA_INIT could otherwise fill the GCKS with lingering refused sessions.
+        ++counters.refused_sessions_ended;
+        end_session(it);
+    }
 }
 
 std::vector<payload> gcks::impl::answer_registration(responder_session& s, const std::vector<payload>& request)

@@ -113,6 +113,7 @@ struct gcks_counters {
     uint64_t half_open_dropped = 0;        ///< IKE_SA_INIT dropped at max_half_open
     uint64_t half_open_expired = 0;        ///< half-open sessions removed after half_open_timeout
     uint64_t sessions_expired = 0;         ///< finished sessions removed after finished_linger
+    uint64_t refused_sessions_ended = 0;   ///< sessions removed right after a refused GSA_AUTH
 };
 
 class gcks {

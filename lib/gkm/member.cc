@@ -95,7 +95,7 @@ struct group_member::impl {
         phase = s;
         pending.reset();
         last_error = std::move(why);
-        if (recovering && s == member_state::timed_out) {
+        if (recovering && (s == member_state::timed_out || s == member_state::failed)) {
             retry_at = last_progress + config.recovery_retry;
         }
         if (s == member_state::rejected) {

@@ -183,3 +183,17 @@ TEST(GkmCookieJar, CookiesSurviveOneRotationNotTwoAndAreBoundToTheInitiator)
     jar.rotate_if_due(t0 + 2 * lifetime, lifetime);
     EXPECT_FALSE(jar.valid(cookie, nonce, peer, 42));  // two rotations old
 }
+
+TEST_F(gkm_admission, RefusedRegistrationsLeaveNoSessionBehind)
+{
+    gkm::group_member& outsider = add_member(member("gm-outsider"));
+    member_config wrong = member("gm-b");
+    wrong.psk = psk_of("not the key");
+    gkm::group_member& impostor = add_member(std::move(wrong));
+    run_registrations();
+    EXPECT_EQ(outsider.rejection(), notify_type::authorization_failed);
+    EXPECT_EQ(impostor.rejection(), notify_type::authentication_failed);
+    EXPECT_EQ(server->sessions(), 0u);
+    EXPECT_EQ(server->half_open_sessions(), 0u);
+    EXPECT_EQ(server->counters().refused_sessions_ended, 2u);
+}
