@@ -127,6 +127,41 @@ def measure(tel, proc, warmup, window):
     return (c1 - c0) / (t1 - t0), per_sec
 
 
+# testpmd io forwarding, the I/O yardstick of both benchmarks
+TESTPMD_IO_ARGS = ["--forward-mode=io", "--stats-period", "1", "--rxd=1024", "--txd=1024", "--burst=32",
+                   "--total-num-mbufs=16384", "--no-mlockall"]
+
+
+def run_sampled(cmd, prefix, log, sample, interrupt, cleanup):
+    """Runs `cmd` (a DPDK program with EAL --file-prefix `prefix`, output into `log`), calls
+    sample(tel, proc) with its telemetry socket, then ends it with SIGINT when `interrupt` (testpmd
+    runs until told) or waits for it (msecgw has --duration); `cleanup(prefix)` removes its
+    runtime files either way. Returns (what sample returned, the log text); raises with the
+    log's tail when the program fails."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            tel = Telemetry("/var/run/dpdk/%s/dpdk_telemetry.v2" % prefix, proc, 60)
+            try:
+                got = sample(tel, proc)
+            finally:
+                tel.close()
+            if interrupt:
+                proc.send_signal(signal.SIGINT)
+            rc = proc.wait(timeout=60)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            cleanup(prefix)
+            sys.stderr.write("---- %s\n" % log + open(log).read()[-3000:])
+            raise
+    cleanup(prefix)
+    text = open(log).read()
+    if rc != 0:
+        raise RuntimeError("%s exited %d; log %s:\n%s" % (os.path.basename(cmd[0]), rc, log, text[-3000:]))
+    return got, text
+
+
 # ------------------------------------------------------------------------------ runs
 
 class Bench:
@@ -155,8 +190,7 @@ class Bench:
         prefix, eal = self.eal(pcap)
         log = os.path.join(self.work, "%s_%d_%d.log" % (kind, size, self.n))
         if kind == "testpmd":
-            cmd = [self.a.testpmd] + eal + ["--", "--forward-mode=io", "--stats-period", "1", "--rxd=1024",
-                                           "--txd=1024", "--burst=32", "--total-num-mbufs=16384", "--no-mlockall"]
+            cmd = [self.a.testpmd] + eal + ["--"] + TESTPMD_IO_ARGS
         else:
             cfg = os.path.join(self.work, "bypass.yaml")
             with open(cfg, "w") as f:
@@ -167,27 +201,9 @@ class Bench:
                                           "--stats-json", stats]
         self.commands.setdefault(kind, " ".join(cmd))
         rec = {"kind": kind, "size": size}
-        with open(log, "w") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            try:
-                tel = Telemetry("/var/run/dpdk/%s/dpdk_telemetry.v2" % prefix, proc, 60)
-                try:
-                    rec["pps"], rec["per_second_pps"] = measure(tel, proc, self.a.warmup, self.a.window)
-                finally:
-                    tel.close()
-                if kind == "testpmd":
-                    proc.send_signal(signal.SIGINT)
-                rc = proc.wait(timeout=60)
-            except BaseException:
-                proc.kill()
-                proc.wait()
-                self.cleanup_prefix(prefix)
-                sys.stderr.write("---- %s\n" % log + open(log).read()[-3000:])
-                raise
-        self.cleanup_prefix(prefix)
-        text = open(log).read()
-        if rc != 0:
-            raise RuntimeError("%s exited %d; log %s:\n%s" % (kind, rc, log, text[-3000:]))
+        (rec["pps"], rec["per_second_pps"]), text = run_sampled(
+            cmd, prefix, log, lambda tel, proc: measure(tel, proc, self.a.warmup, self.a.window),
+            kind == "testpmd", self.cleanup_prefix)
         if kind == "testpmd":
             own = [int(x) for x in re.findall(r"NIC statistics for port 1 .*?Tx-pps:\s+(\d+)", text, re.S)]
             own = own[int(self.a.warmup) + 1:] or own

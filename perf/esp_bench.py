@@ -36,7 +36,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bypass_bench import Telemetry, machine, make_pcap, median  # noqa: E402 (shared helpers)
+from bypass_bench import TESTPMD_IO_ARGS, Telemetry, machine, make_pcap, median, run_sampled  # noqa: E402 (shared helpers)
 
 # The embedded default's published demo key (key || salt): never for real traffic.
 KEY = "0x000102030405060708090a0b0c0d0e0fdeadbeef"
@@ -197,8 +196,7 @@ class Bench:
         log = os.path.join(self.work, "%s_%s_%d_%d.log" % (kind, d, size, self.n))
         stats = None
         if kind == "io":
-            cmd = [self.a.testpmd] + eal + ["--", "--forward-mode=io", "--stats-period", "1", "--rxd=1024",
-                                           "--txd=1024", "--burst=32", "--total-num-mbufs=16384", "--no-mlockall"]
+            cmd = [self.a.testpmd] + eal + ["--"] + TESTPMD_IO_ARGS
         else:
             stats = os.path.join(self.work, "stats_%s_%d_%d.json" % (d, size, self.n))
             duration = self.a.warmup + self.a.window + 3
@@ -206,27 +204,12 @@ class Bench:
                                           "--stats-json", stats]
         self.commands.setdefault("%s_%s" % (kind, d), " ".join(cmd))
         rec = {"kind": kind, "dir": d, "size": size}
-        with open(log, "w") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            try:
-                tel = Telemetry("/var/run/dpdk/%s/dpdk_telemetry.v2" % prefix, proc, 60)
-                try:
-                    task = find_worker(proc.pid, self.worker_lcore, proc)
-                    rec.update(self.measure(tel, proc, task))
-                finally:
-                    tel.close()
-                if kind == "io":
-                    proc.send_signal(signal.SIGINT)
-                rc = proc.wait(timeout=60)
-            except BaseException:
-                proc.kill()
-                proc.wait()
-                self.cleanup_prefix(prefix)
-                sys.stderr.write("---- %s\n" % log + open(log).read()[-3000:])
-                raise
-        self.cleanup_prefix(prefix)
-        if rc != 0:
-            raise RuntimeError("%s exited %d; log %s:\n%s" % (kind, rc, log, open(log).read()[-3000:]))
+
+        def sample(tel, proc):
+            return self.measure(tel, proc, find_worker(proc.pid, self.worker_lcore, proc))
+
+        got, _ = run_sampled(cmd, prefix, log, sample, kind == "io", self.cleanup_prefix)
+        rec.update(got)
         if stats:
             st = json.load(open(stats))
             rec["gw_stats"] = {k: st.get(k) for k in ("seconds", "rx_packets", "tx_packets", "sealed", "opened",

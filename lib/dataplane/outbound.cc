@@ -120,10 +120,6 @@ uint16_t stage_seal(lcore_ctx& lc, rte_mbuf** pkts, uint16_t n, uint16_t nops, d
     return good;
 }
 
-} // namespace
-
-namespace {
-
 /// What the outbound policy of one rule says, resolved once per run of packets with that rule
 /// (bursts are mostly a few flows of a few rules).
 struct rule_target {
@@ -166,24 +162,21 @@ uint16_t outb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rt
         if (s.rule[i] != t.id) {
             t = resolve(st, s.rule[i]);
         }
+        if (good != i) {
+            s.meta[good] = s.meta[i]; // slot `good` is free: a dropped packet leaves it free again
+        }
         drop_reason why = t.why;
         if (t.action == config::policy_action::bypass) {
-            if (s.meta[i].ip_len > b.egress_mtu) {
+            if (s.meta[good].ip_len > b.egress_mtu) {
                 dl.add(m, drop_reason::mtu_exceeded, lc.stats);
                 continue;
             }
             ++lc.stats.bypassed;
-            if (good != i) {
-                s.meta[good] = s.meta[i];
-            }
             s.split[good] = 0;
             pkts[good++] = m;
             continue;
         }
         if (t.sa != nullptr) {
-            if (good != i) {
-                s.meta[good] = s.meta[i];
-            }
             if (esp_encap(lc, b, *t.sa, m, good, nops, why)) {
                 pkts[good++] = m;
                 continue;
