@@ -23,6 +23,7 @@ enum class drop_reason : uint8_t {
     policy_discard,       ///< matched a DISCARD policy
     policy_no_match,      ///< no policy matched (RFC 4301: discard)
     sa_not_ready,         ///< PROTECT policy whose SA is not usable on the data plane
+    no_group_key,         ///< PROTECT policy of a group whose key has not come from the key server yet
     mtu_exceeded,         ///< bypassed frame larger than the egress port MTU
     tx_full,              ///< egress queue stayed full
     clear_on_protected,   ///< clear packet matched an inbound PROTECT policy (must arrive as ESP)
@@ -72,6 +73,7 @@ inline constexpr std::array<drop_info, drop_reason_count> drop_table{{
     {drop_reason::policy_discard, "policy_discard", "matched a DISCARD policy"},
     {drop_reason::policy_no_match, "policy_no_match", "no policy matched (discard by default)"},
     {drop_reason::sa_not_ready, "sa_not_ready", "PROTECT policy whose SA is not usable"},
+    {drop_reason::no_group_key, "no_group_key", "PROTECT policy of a group with no key from the key server yet"},
     {drop_reason::mtu_exceeded, "mtu_exceeded", "frame larger than the egress port MTU"},
     {drop_reason::tx_full, "tx_full", "egress queue stayed full"},
     {drop_reason::clear_on_protected, "clear_on_protected", "clear packet where policy requires ESP"},

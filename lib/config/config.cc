@@ -116,6 +116,16 @@ bool policy_cfg::applies_to(ip_family f) const
     return (src.is_any() || src.family == f) && (dst.is_any() || dst.family == f);
 }
 
+const group_cfg* gateway_cfg::find_group(std::string_view name) const
+{
+    for (const auto& g : groups) {
+        if (g.name == name) {
+            return &g;
+        }
+    }
+    return nullptr;
+}
+
 const sa_cfg* gateway_cfg::find_sa(std::string_view name) const
 {
     for (const auto& s : sas) {
@@ -219,9 +229,27 @@ result<void> parse_reassembly(const detail::at& a, reassembly_cfg& r)
     return {};
 }
 
+/// Policies that name a group need this gateway to be a member (the keys come from a key server).
+result<void> check_group_policies(const gateway_cfg& cfg)
+{
+    if (cfg.member) {
+        return {};
+    }
+    for (const auto& p : cfg.policies) {
+        if (!p.group.empty()) {
+            return error{errc::config_missing_key, cfg.file + ":" + std::to_string(p.line) + ": policies: group '" +
+                                                       p.group + "' needs the top-level key 'member' (who this "
+                                                       "gateway is to the key server)"};
+        }
+    }
+    return {};
+}
+
 result<void> parse_root(const detail::at& root, gateway_cfg& cfg)
 {
-    if (auto r = detail::only_keys(root, {"state_dir", "drivers_cfg", "ports", "sas", "policies", "reassembly"}); !r) {
+    if (auto r = detail::only_keys(root, {"state_dir", "drivers_cfg", "ports", "sas", "policies", "reassembly",
+                                          "groups", "key_server", "member"});
+        !r) {
         return r.err();
     }
     if (root.node["reassembly"]) {
@@ -238,8 +266,24 @@ result<void> parse_root(const detail::at& root, gateway_cfg& cfg)
             (std::string_view(k) == "state_dir" ? cfg.state_dir : cfg.drivers_cfg) = *v;
         }
     }
+    if (root.node["groups"]) {
+        if (auto r = detail::parse_groups(root.child(root.node["groups"], "groups"), cfg); !r) {
+            return r;
+        }
+    }
+    if (root.node["key_server"]) {
+        if (auto r = detail::parse_key_server(root.child(root.node["key_server"], "key_server"), cfg); !r) {
+            return r;
+        }
+    }
+    if (root.node["member"]) {
+        if (auto r = detail::parse_member(root.child(root.node["member"], "member"), cfg); !r) {
+            return r;
+        }
+    }
+    // A key server alone (msecgw --gcks-only) needs no ports; a gateway does.
     if (!root.node["ports"]) {
-        return root.fail(errc::config_missing_key, "missing key 'ports'");
+        return cfg.key_server ? result<void>{} : root.fail(errc::config_missing_key, "missing key 'ports'");
     }
     if (auto r = detail::parse_ports(root.child(root.node["ports"], "ports"), cfg); !r) {
         return r;
@@ -250,9 +294,11 @@ result<void> parse_root(const detail::at& root, gateway_cfg& cfg)
         }
     }
     if (root.node["policies"]) {
-        return detail::parse_policies(root.child(root.node["policies"], "policies"), cfg);
+        if (auto r = detail::parse_policies(root.child(root.node["policies"], "policies"), cfg); !r) {
+            return r;
+        }
     }
-    return {};
+    return check_group_policies(cfg);
 }
 
 } // namespace

@@ -110,7 +110,11 @@ struct policy_cfg {
     u16_range dport;
     u16_range vlan;                  ///< VLAN id range; vlan_untagged matches untagged frames
     policy_action action = policy_action::discard;
-    std::string sa;                  ///< name of the SA for protect
+    std::string sa;                  ///< name of the SA for protect (or empty with `group`)
+    /// protect with the keys of this group (from the key server, see member_cfg): the gateway
+    /// names the group's current SAs here at run time; until the first key arrives, outbound
+    /// packets are dropped as no_group_key.
+    std::string group;
     int line = 0;
 
     /// Families this rule applies to: both when src and dst are `any`.
@@ -123,6 +127,74 @@ struct reassembly_cfg {
     uint32_t max_datagrams = 1024;   ///< datagrams one worker reassembles at once
 };
 
+/// An IPv4 UDP endpoint of the key-management protocol (G-IKEv2 runs on kernel sockets).
+struct udp_endpoint {
+    std::string address = "127.0.0.1"; ///< dotted quad
+    uint16_t port = 848;               ///< RFC 9838 §2: G-IKEv2 uses UDP port 848
+    bool operator==(const udp_endpoint&) const = default;
+};
+
+/// A multicast group under key management (RFC 9838). The key server reads all of it; a member
+/// reads name, id, dst (its inbound SAD match) and replay_window.
+struct group_cfg {
+    std::string name;                   ///< what policies name (`group: NAME`)
+    uint32_t id = 0;                    ///< G-IKEv2 group id (IDg, ID_KEY_ID of 4 bytes)
+    ip_prefix src;                      ///< TEK traffic selectors (default any)
+    ip_prefix dst;
+    aead_alg aead = aead_alg::aes_128_gcm;  ///< TEK algorithm (key server)
+    uint32_t tek_lifetime_seconds = 3600;   ///< key server
+    uint32_t rekey_period_seconds = 0;      ///< key server: new TEK this often; 0 = on demand only
+    uint8_t sender_id_bits = 16;            ///< key server: RFC 6054 Sender-ID width
+    std::vector<std::string> members;       ///< key server: identities that may join
+    std::vector<std::string> senders;       ///< key server: identities that may send (get a Sender-ID)
+    uint32_t replay_window = 1024;          ///< this gateway's inbound SAs of the group
+    int line = 0;
+};
+
+/// A pre-shared key the key server holds for one member identity.
+struct psk_peer_cfg {
+    std::string identity;
+    secret_bytes psk;
+    int line = 0;
+};
+
+/// Bounds on the key server's per-peer IKE state (RFC 7296 §2.6).
+struct admission_cfg {
+    uint32_t half_open_timeout_ms = 30'000;
+    uint32_t max_half_open = 4096;
+    uint32_t cookie_threshold = 256;
+    uint32_t cookie_secret_lifetime_ms = 60'000;
+    uint32_t finished_linger_ms = 60'000;
+};
+
+/// The embedded key server (GCKS): this process hands out the groups' keys.
+struct key_server_cfg {
+    udp_endpoint listen;
+    std::string identity = "gcks";
+    std::vector<psk_peer_cfg> peers;
+    std::string state_path;          ///< SQLite database; empty = state in memory only
+    std::string storage_key_file;    ///< 256-bit key wrapping every key in state_path (mode 0600)
+    admission_cfg admission;
+    int line = 0;
+};
+
+/// This gateway as a group member: it registers for every group its policies name.
+struct member_cfg {
+    std::string identity;
+    secret_bytes psk;
+    udp_endpoint key_server;
+    std::string key_server_identity = "gcks";
+    std::string local_address = "0.0.0.0"; ///< where our IKE socket binds (port chosen by the kernel)
+    uint8_t dh_group = 19;                 ///< 19 (ECP-256) or 31 (Curve25519)
+    /// After a rekey, receivers install the new TEK at once; this gateway starts *sending* with it
+    /// only this long after it arrived (RFC 9838 activation time delay), so that every member has it.
+    uint32_t activation_delay_ms = 1000;
+    /// The previous TEK still opens packets for this long after the new one took over for sending
+    /// (deactivation time delay), then it is removed.
+    uint32_t deactivation_delay_ms = 5000;
+    int line = 0;
+};
+
 struct gateway_cfg {
     std::string file;                ///< where it was loaded from (for messages)
     std::string state_dir = "/var/lib/msecgw";
@@ -131,8 +203,12 @@ struct gateway_cfg {
     std::vector<sa_cfg> sas;
     std::vector<policy_cfg> policies; ///< in file order: first match wins per direction
     reassembly_cfg reassembly;
+    std::vector<group_cfg> groups;
+    std::optional<key_server_cfg> key_server;
+    std::optional<member_cfg> member;
 
     const sa_cfg* find_sa(std::string_view name) const;
+    const group_cfg* find_group(std::string_view name) const;
 };
 
 /// Parses and validates a configuration file.

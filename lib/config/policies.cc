@@ -87,13 +87,37 @@ result<void> parse_action(const at& a, const gateway_cfg& cfg, policy_cfg& p)
     p.action = *act == "protect" ? policy_action::protect : *act == "bypass" ? policy_action::bypass
                                                                              : policy_action::discard;
     if (p.action != policy_action::protect) {
-        if (a.node["sa"]) {
-            return a.child(a.node["sa"], "sa").fail(errc::config_bad_value, "only protect policies name an SA");
+        for (const char* k : {"sa", "group"}) {
+            if (a.node[k]) {
+                return a.child(a.node[k], k).fail(errc::config_bad_value, std::string("only protect policies name ") +
+                                                                              (std::string_view(k) == "sa" ? "an SA" : "a group"));
+            }
         }
         return {};
     }
+    if (a.node["sa"] && a.node["group"]) {
+        return a.child(a.node["group"], "group")
+            .fail(errc::config_bad_value, "name an SA or a group, not both (a group's SAs come from its key server)");
+    }
+    if (a.node["group"]) {
+        const at f = a.child(a.node["group"], "group");
+        auto name = scalar(f);
+        if (!name) {
+            return name.err();
+        }
+        const group_cfg* g = cfg.find_group(*name);
+        if (g == nullptr) {
+            return f.fail(errc::config_reference, "no group named '" + *name + "' (top-level key 'groups')");
+        }
+        if (mixes_families(p.dst, g->dst) || mixes_families(p.src, g->dst)) {
+            return f.fail(errc::config_bad_value, "group '" + *name + "' is " + to_string(g->dst) +
+                                                      ": its SAs cannot carry the other IP version");
+        }
+        p.group = *name;
+        return {};
+    }
     if (!a.node["sa"]) {
-        return a.fail(errc::config_missing_key, "missing key 'sa' (protect needs an SA)");
+        return a.fail(errc::config_missing_key, "missing key 'sa' or 'group' (protect needs keys)");
     }
     const at f = a.child(a.node["sa"], "sa");
     auto name = scalar(f);
@@ -114,7 +138,7 @@ result<void> parse_action(const at& a, const gateway_cfg& cfg, policy_cfg& p)
 
 result<policy_cfg> parse_policy(const at& a, const gateway_cfg& cfg)
 {
-    if (auto r = only_keys(a, {"dir", "src", "dst", "proto", "sport", "dport", "vlan", "action", "sa"}); !r) {
+    if (auto r = only_keys(a, {"dir", "src", "dst", "proto", "sport", "dport", "vlan", "action", "sa", "group"}); !r) {
         return r.err();
     }
     for (const char* k : {"dir", "action"}) {

@@ -11,16 +11,6 @@ std::size_t key_bytes(aead_alg a)
     return a == aead_alg::aes_128_gcm ? 16 : 32;
 }
 
-result<void> require(const at& a, std::initializer_list<const char*> keys)
-{
-    for (const char* k : keys) {
-        if (!a.node[k]) {
-            return a.fail(errc::config_missing_key, std::string("missing key '") + k + "'");
-        }
-    }
-    return {};
-}
-
 result<void> parse_sa_key(const at& a, sa_cfg& s)
 {
     auto bytes = hex_bytes(a);
@@ -37,22 +27,6 @@ result<void> parse_sa_key(const at& a, sa_cfg& s)
                                                   std::to_string(key.size()));
     }
     s.key = std::move(key);
-    return {};
-}
-
-result<void> parse_sa_name(const at& a, sa_cfg& s)
-{
-    auto name = scalar(a);
-    if (!name) {
-        return name.err();
-    }
-    const bool name_ok = !name->empty() && name->size() <= 32 &&
-                         name->find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
-                             std::string::npos;
-    if (!name_ok) {
-        return a.fail(errc::config_bad_value, "expected 1..32 of [A-Za-z0-9_.-]");
-    }
-    s.name = *name;
     return {};
 }
 
@@ -192,9 +166,11 @@ result<sa_cfg> parse_sa(const at& a)
     }
     sa_cfg s;
     s.line = a.line();
-    if (auto r = parse_sa_name(a.child(a.node["name"], "name"), s); !r) {
-        return r.err();
+    auto name = name_at(a.child(a.node["name"], "name"));
+    if (!name) {
+        return name.err();
     }
+    s.name = std::move(name.value());
     if (auto r = parse_sa_params(a, s); !r) {
         return r.err();
     }

@@ -63,6 +63,31 @@ result<std::string> scalar(const at& a)
     return a.node.Scalar();
 }
 
+result<void> require(const at& a, std::initializer_list<const char*> keys)
+{
+    for (const char* k : keys) {
+        if (!a.node[k]) {
+            return a.fail(errc::config_missing_key, std::string("missing key '") + k + "'");
+        }
+    }
+    return {};
+}
+
+result<std::string> name_at(const at& a)
+{
+    auto name = scalar(a);
+    if (!name) {
+        return name.err();
+    }
+    const bool name_ok = !name->empty() && name->size() <= 32 &&
+                         name->find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
+                             std::string::npos;
+    if (!name_ok) {
+        return a.fail(errc::config_bad_value, "expected 1..32 of [A-Za-z0-9_.-]");
+    }
+    return name;
+}
+
 result<uint64_t> integer(const at& a, uint64_t lo, uint64_t hi)
 {
     auto s = scalar(a);

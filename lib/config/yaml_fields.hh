@@ -58,6 +58,10 @@ std::string joined(std::initializer_list<std::string_view> keys);
 /// Every key of the mapping must be one of `keys` (else config_unknown_key naming the key).
 result<void> only_keys(const at& a, std::initializer_list<std::string_view> keys);
 result<std::string> scalar(const at& a);
+/// Every key in `keys` must be present (else config_missing_key naming the first one missing).
+result<void> require(const at& a, std::initializer_list<const char*> keys);
+/// A name things refer to (SAs, groups): 1..32 of [A-Za-z0-9_.-].
+result<std::string> name_at(const at& a);
 /// Decimal or 0x-hex integer within lo..hi.
 result<uint64_t> integer(const at& a, uint64_t lo, uint64_t hi);
 result<std::string> one_of(const at& a, std::initializer_list<std::string_view> values);

@@ -113,7 +113,7 @@ result<std::vector<uint32_t>> rule_sas(const policy::table& t, const std::map<st
     std::vector<uint32_t> out(t.size() + 1, dataplane::no_sa);
     for (policy::rule_id id = 1; id <= t.size(); ++id) {
         const auto& r = t.rule(id);
-        if (r.action == config::policy_action::protect) {
+        if (r.action == config::policy_action::protect && !r.sa.empty()) { // empty: a group without keys yet
             out[id] = index.at(r.sa);
         }
     }

@@ -139,6 +139,10 @@ rule_target resolve(const dp_state& st, policy::rule_id id)
     t.action = st.out_policies->rule(id).action;
     t.why = drop_reason::policy_discard;
     if (t.action == config::policy_action::protect) {
+        if (st.out_rule_sa[id] == no_sa) {
+            t.why = drop_reason::no_group_key;
+            return t;
+        }
         sa::out_sa& sa = *st.out_sas[st.out_rule_sa[id]];
         const bool expired = sa.expired.load(std::memory_order_relaxed) != 0;
         t.why = expired ? drop_reason::sa_expired : drop_reason::sa_not_ready;
