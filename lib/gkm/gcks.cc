@@ -417,9 +417,12 @@ std::vector<payload> gcks::impl::key_download(responder_session& s, group_runtim
     }
     kd_payload kd;
     kd.bags.push_back(key_bag{key_bag_type::group, {std::move(*sa_key)}});
+    // AUTH_KEY (RFC 9838 §4.5.3.2): the public key that signs GSA_REKEY, authenticated here by the
+    // IKE SA, so members need no key file.
     key_bag member{key_bag_type::member,
                    {attribute::long_form(uint16_t(member_key_attribute::wrap_key),
-                                         wrapped_key{kwk_id_kek, 0, std::move(*wrapped_kek)}.encode())}};
+                                         wrapped_key{kwk_id_kek, 0, std::move(*wrapped_kek)}.encode()),
+                    attribute::long_form(uint16_t(member_key_attribute::auth_key), signer.public_key_der())}};
     std::optional<uint32_t> sender_id;
     if (sender) {
         const uint32_t limit = g.config.sender_id_bits >= 32 ? 0xffffffffu : (1u << g.config.sender_id_bits) - 1;

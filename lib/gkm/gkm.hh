@@ -174,7 +174,9 @@ struct member_config {
     dh_group group = dh_group::ecp256;
     retransmit_policy retransmit;
     std::string keylog_path;              ///< operator-requested Wireshark ikev2_decryption_table
-    bytes gcks_public_key;                ///< verifies GSA_REKEY signatures; empty: refuse rekeys
+    /// Pins the key that signs GSA_REKEY (DER SubjectPublicKeyInfo). Empty: the AUTH_KEY the GCKS
+    /// sends at registration (authenticated by the IKE SA) is used.
+    bytes gcks_public_key;
     /// Missed-rekey recovery: re-register (keeping the current keys until the new ones arrive)
     /// when an accepted GSA_REKEY's Message ID shows that earlier ones were missed...
     bool reregister_on_gap = true;

@@ -59,7 +59,8 @@ struct group_member::impl {
     std::optional<notify_type> rejection;
     std::string last_error;
     uint64_t transmissions = 0;
-    std::optional<verify_key> gcks_key;  ///< parsed config.gcks_public_key
+    /// Verifies GSA_REKEY: config.gcks_public_key, else the AUTH_KEY of the last registration.
+    std::optional<verify_key> gcks_key;
     unsigned cookie_rounds = 0;  ///< COOKIE retries of the current IKE_SA_INIT
     clock::time_point tek_installed;            ///< when the newest TEK arrived
     bool recovering = false;                    ///< the registration in progress is a recovery
@@ -116,6 +117,8 @@ struct group_member::impl {
     bool verify_gcks(const std::vector<payload>& answer);
     result<group_membership> accept_keys(const std::vector<payload>& answer, byte_view kwk, uint32_t kwk_id) const;
     result<rekey_sa> accept_kek(const std::vector<payload>& answer) const;
+    /// AUTH_KEY of a GSA_AUTH answer: becomes the rekey verification key (or must match the configured one).
+    result<void> accept_auth_key(const std::vector<payload>& answer);
     void handle_rekey(const message& m, byte_view wire, clock::time_point now);
     bool rekey_signature_ok(const message& m, const std::vector<payload>& inner) const;
     void write_keylog() const;
@@ -293,6 +296,10 @@ void group_member::impl::handle_auth_response(const message& m, byte_view wire, 
         fail(member_state::failed, keys.err().detail);
         return;
     }
+    if (auto pinned = accept_auth_key(*answer); !pinned) {
+        fail(member_state::failed, pinned.err().detail);
+        return;
+    }
     result<rekey_sa> kek = accept_kek(*answer);
     if (kek) {
         rekey = std::move(*kek);
@@ -446,6 +453,38 @@ auto group_member::impl::accept_kek(const std::vector<payload>& answer) const ->
         return rekey_sa{kek->spi, std::move(*key), static_cast<uint32_t>(*initial->as_uint() - 1)};
     }
     return make_error(reason::missing_payload, "no WRAP_KEY for the KEK");
+}
+
+result<void> group_member::impl::accept_auth_key(const std::vector<payload>& answer)
+{
+    const auto* kd = find_payload<kd_payload>(answer, payload_type::kd);
+    if (kd == nullptr) {
+        return {};
+    }
+    const attribute* auth_key = nullptr;
+    for (const key_bag& bag : kd->bags) {
+        if (bag.type == key_bag_type::member) {
+            auth_key = find_attribute(bag.attributes, uint16_t(member_key_attribute::auth_key));
+            break;
+        }
+    }
+    if (auth_key == nullptr) {
+        return {};  // no AUTH_KEY: rekeys verify with the configured key, if any
+    }
+    if (!config.gcks_public_key.empty()) {
+        // A configured key pins the GCKS: a different AUTH_KEY is refused.
+        if (!std::equal(auth_key->value.begin(), auth_key->value.end(), config.gcks_public_key.begin(),
+                        config.gcks_public_key.end())) {
+            return make_error(reason::bad_attribute, "AUTH_KEY differs from the configured gcks_public_key");
+        }
+        return {};
+    }
+    result<verify_key> k = verify_key::parse(auth_key->value);
+    if (!k) {
+        return make_error(reason::bad_attribute, "AUTH_KEY: " + k.err().detail);
+    }
+    gcks_key = std::move(*k);
+    return {};
 }
 
 bool group_member::impl::rekey_signature_ok(const message& m, const std::vector<payload>& inner) const

@@ -16,8 +16,7 @@ protected:
     void register_two(gcks_config config, member_config a_config)
     {
         start_gcks(std::move(config));
-        a_config.gcks = server->local();
-        a_config.gcks_public_key = server->rekey_public_key();
+        a_config.gcks = server->local();  // a learns the rekey key from AUTH_KEY (a restarted GCKS may have a new one)
         member_config bc = member("gm-b");
         bc.gcks_public_key = server->rekey_public_key();
         a = &add_member(std::move(a_config));
