@@ -20,18 +20,21 @@ namespace {
 
 constexpr unsigned descs_per_queue = 2 * 2048; ///< rx + tx ring upper bound per queue pair
 constexpr unsigned l2_max = 18;                 ///< Ethernet + one 802.1Q tag
-constexpr unsigned esp_room = 128;
+constexpr unsigned esp_room = 128;              ///< ESP tunnel overhead (outer v6 + ESP + IV + trailer)
 constexpr uint32_t replay_windows_per_lcore = 4096; ///< (SA, source) pairs one worker tracks
 
-/// Largest replay window any inbound SA asks for (at least the default), fixed at start.
+/// Largest replay window any inbound SA (or group) asks for (at least the default), fixed at start.
 uint32_t max_replay_window(const config::gateway_cfg& cfg)
 {
     uint32_t w = 1024;
     for (const auto& sa : cfg.sas) {
         w = std::max(w, sa.replay_window);
     }
+    for (const auto& g : cfg.groups) {
+        w = std::max(w, g.replay_window);
+    }
     return w;
-}              ///< ESP tunnel overhead (outer v6 + ESP + IV + trailer)
+}
 
 /// One mbuf holds the largest frame of any port plus room to add ESP: frames never span mbufs.
 uint16_t mbuf_data_size(const config::gateway_cfg& cfg)
@@ -46,10 +49,15 @@ uint16_t mbuf_data_size(const config::gateway_cfg& cfg)
 
 } // namespace
 
-result<std::unique_ptr<gateway>> gateway::create(config::gateway_cfg cfg)
+result<std::unique_ptr<gateway>> gateway::create(config::gateway_cfg cfg, const control::key_manager* keys)
 {
+    if (cfg.ports.empty()) {
+        return error{errc::config_missing_key, cfg.file + ": ports: a gateway needs ports (only --gcks-only runs "
+                                                          "the key server alone)"};
+    }
     std::unique_ptr<gateway> gw(new gateway());
-    gw->_cfg = std::move(cfg);
+    gw->_keys = keys;
+    gw->_cfg = keys != nullptr ? keys->expand(cfg) : std::move(cfg);
     std::error_code ec;
     std::filesystem::create_directories(gw->_cfg.state_dir, ec);
     if (ec) {
@@ -149,6 +157,9 @@ result<void> gateway::reload(config::gateway_cfg cfg)
     if (cfg.reassembly.timeout_ms != _cfg.reassembly.timeout_ms ||
         cfg.reassembly.max_datagrams != _cfg.reassembly.max_datagrams) {
         return error{errc::unsupported, cfg.file + ": reassembly settings change only with a restart"};
+    }
+    if (_keys != nullptr) {
+        cfg = _keys->expand(cfg);
     }
     if (max_replay_window(cfg) > _replay.front()->max_window_size()) {
         return error{errc::unsupported, cfg.file + ": a replay_window larger than at start needs a restart"};

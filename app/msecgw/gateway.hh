@@ -8,6 +8,7 @@
 
 #include "common/result.hh"
 #include "config/config.hh"
+#include "control/key_manager.hh"
 #include "control/sa_manager.hh"
 #include "crypto/crypto.hh"
 #include "replay/replay.hh"
@@ -23,7 +24,9 @@ namespace msecgw::app {
 class gateway {
 public:
     /// Brings up ports and tables for `cfg` on the EAL's worker lcores (every lcore but the main).
-    static result<std::unique_ptr<gateway>> create(config::gateway_cfg cfg);
+    /// With `keys`, the groups' SAs come from it (key_manager::expand) at start and on every
+    /// reload; it must outlive the gateway.
+    static result<std::unique_ptr<gateway>> create(config::gateway_cfg cfg, const control::key_manager* keys = nullptr);
     ~gateway();
     gateway(const gateway&) = delete;
     gateway& operator=(const gateway&) = delete;
@@ -36,9 +39,11 @@ public:
     stats::totals collect(double seconds) const;
     /// Control-plane housekeeping: IV block refills. Call every few milliseconds.
     void tick() { _sas->tick(); }
-    /// Applies a new configuration's SAs and policies under traffic (RCU, make-before-break).
-    /// Ports must not change.
+    /// Applies a new configuration's SAs and policies under traffic (RCU, make-before-break),
+    /// with the groups' current SAs (key manager). Ports must not change.
     result<void> reload(config::gateway_cfg cfg);
+    /// Applies the key manager's current group SAs to the running configuration.
+    result<void> refresh_group_keys() { return reload(_cfg); }
     /// Writes Wireshark esp_sa lines for every SA to `path` (mode 0600).
     result<void> write_keylog(const std::string& path) const;
 
@@ -55,7 +60,8 @@ private:
     result<void> start_workers();
     void bind_workers();
 
-    config::gateway_cfg _cfg;
+    config::gateway_cfg _cfg; ///< expanded: with the groups' SAs
+    const control::key_manager* _keys = nullptr;
     rte_mempool* _pool = nullptr;
     uint16_t _nb_queues = 1;
     std::vector<port::port_state> _ports;

@@ -22,6 +22,7 @@
 #include "operator.hh"
 #include "options.hh"
 
+#include <poll.h>
 #include <unistd.h>
 
 namespace {
@@ -106,9 +107,28 @@ msecgw::result<std::unique_ptr<msecgw::metrics::exporter>> start_metrics(const s
     return e;
 }
 
+/// Key management step: drives the key server and members; new group keys go to the workers
+/// through the RCU reload (and into --keylog when asked).
+void tick_keys(const msecgw::app::options& opts, msecgw::app::gateway& gw, msecgw::control::key_manager* keys)
+{
+    if (keys == nullptr || !keys->tick(std::chrono::steady_clock::now())) {
+        return;
+    }
+    if (auto r = gw.refresh_group_keys(); !r) {
+        MSECGW_LOG(ERR, keys, "group keys not installed, the data plane keeps the previous ones: %s",
+                   r.err().detail.c_str());
+        return;
+    }
+    if (!opts.keylog.empty()) {
+        if (auto k = gw.write_keylog(opts.keylog); !k) {
+            MSECGW_LOG(ERR, main, "%s", k.err().detail.c_str());
+        }
+    }
+}
+
 /// Runs until the duration elapses, a signal arrives or the CLI says quit; the control plane lives here.
 void control_loop(const msecgw::app::options& opts, msecgw::app::gateway& gw, msecgw::metrics::exporter* exp,
-                  msecgw::app::operator_cli& cli)
+                  msecgw::app::operator_cli& cli, msecgw::control::key_manager* keys)
 {
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
@@ -119,6 +139,7 @@ void control_loop(const msecgw::app::options& opts, msecgw::app::gateway& gw, ms
     };
     while (g_signal == 0 && !cli.quit_requested() && (opts.duration <= 0 || clock::now() < end)) {
         gw.tick();
+        tick_keys(opts, gw, keys);
         cli.poll();
         if (g_reload != 0) {
             g_reload = 0;
@@ -140,7 +161,15 @@ int run(const msecgw::app::options& opts, msecgw::config::gateway_cfg cfg,
     if (!exp) {
         return fail(exp.err().detail, 2);
     }
-    auto gw = msecgw::app::gateway::create(std::move(cfg));
+    std::unique_ptr<msecgw::control::key_manager> keys;
+    if (cfg.key_server || cfg.member) {
+        auto k = msecgw::control::key_manager::create(cfg, true, clock::now());
+        if (!k) {
+            return fail(k.err().detail);
+        }
+        keys = std::move(k.value());
+    }
+    auto gw = msecgw::app::gateway::create(std::move(cfg), keys.get());
     if (!gw) {
         return fail(gw.err().detail);
     }
@@ -156,12 +185,12 @@ int run(const msecgw::app::options& opts, msecgw::config::gateway_cfg cfg,
     if (auto r = (*gw)->launch(); !r) {
         return fail(r.err().detail);
     }
-    auto cli = msecgw::app::operator_cli::open(**gw, opts, t0, std::move(cli_server));
+    auto cli = msecgw::app::operator_cli::open(**gw, keys.get(), opts, t0, std::move(cli_server));
     if (!cli) {
         (*gw)->stop_and_wait();
         return fail(cli.err().detail);
     }
-    control_loop(opts, **gw, exp->get(), **cli);
+    control_loop(opts, **gw, exp->get(), **cli, keys.get());
     (*cli)->flush(); // the answer to `quit` leaves before the drain
     exp->reset();    // scrapes end with the control loop
     (*gw)->stop_and_wait();
@@ -175,11 +204,42 @@ int run(const msecgw::app::options& opts, msecgw::config::gateway_cfg cfg,
     return 0;
 }
 
+/// --gcks-only: the configuration's key server alone, on kernel sockets; no EAL, no ports.
+int run_key_server(const msecgw::app::options& opts, const msecgw::config::gateway_cfg& cfg)
+{
+    using clock = std::chrono::steady_clock;
+    if (!cfg.key_server) {
+        return fail(cfg.file + ": --gcks-only needs the top-level key 'key_server'", 2);
+    }
+    rte_openlog_stream(stderr);
+    auto keys = msecgw::control::key_manager::create(cfg, false, clock::now());
+    if (!keys) {
+        return fail(keys.err().detail);
+    }
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    const auto end = clock::now() + std::chrono::duration<double>(opts.duration);
+    while (g_signal == 0 && (opts.duration <= 0 || clock::now() < end)) {
+        (*keys)->tick(clock::now());
+        pollfd p{(*keys)->key_server()->fd(), POLLIN, 0};
+        ::poll(&p, 1, 10); // wakes for a datagram, or every 10 ms for retransmissions and rekeys
+    }
+    const auto& c = (*keys)->key_server()->counters();
+    std::printf("key server: %llu registrations, %llu refused (authorization), %llu refused (authentication), "
+                "%llu rekey messages, %llu malformed datagrams dropped\n",
+                static_cast<unsigned long long>(c.registrations), static_cast<unsigned long long>(c.authorization_failed),
+                static_cast<unsigned long long>(c.authentication_failed), static_cast<unsigned long long>(c.rekeys_sent),
+                static_cast<unsigned long long>(c.malformed));
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv)
 {
-    const int sep = find_separator(argc, argv);
+    // `msecgw --gcks-only ...` takes no EAL arguments; otherwise ours follow EAL's after `--`.
+    const bool gcks_only = argc > 1 && std::strcmp(argv[1], "--gcks-only") == 0;
+    const int sep = gcks_only ? 0 : find_separator(argc, argv);
     const int app_argc = sep < argc ? argc - sep - 1 : 0;
     auto opts = msecgw::app::parse_options(app_argc, argv + sep + (sep < argc ? 1 : 0));
     if (!opts) {
@@ -193,6 +253,9 @@ int main(int argc, char** argv)
     auto cfg = load_config(*opts);
     if (!cfg) {
         return fail(cfg.err().detail, 2);
+    }
+    if (opts->gcks_only) {
+        return run_key_server(*opts, cfg.value());
     }
     // --metrics errors too: no port, port out of range, address in use.
     std::optional<msecgw::metrics::endpoint> metrics_ep;

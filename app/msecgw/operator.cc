@@ -1,5 +1,7 @@
 #include "operator.hh"
 
+#include <algorithm>
+
 #include "common/log.hh"
 #include "msecgw_build_config.hh"
 
@@ -62,11 +64,53 @@ result<void> cli_backend::apply(config::gateway_cfg cfg)
     return {};
 }
 
-result<std::unique_ptr<operator_cli>> operator_cli::open(gateway& gw, const options& opts,
+std::vector<cli::group_info> cli_backend::groups() const
+{
+    std::vector<cli::group_info> out;
+    if (_keys == nullptr) {
+        return out;
+    }
+    const auto members = _keys->members();
+    for (const auto& g : _keys->groups()) {
+        cli::group_info i;
+        i.name = g.name;
+        i.id = g.id;
+        auto m = std::find_if(members.begin(), members.end(), [&](const auto& x) { return x.group == g.name; });
+        if (m != members.end()) {
+            i.member_state = std::string(gkm::to_string(m->state));
+            i.sender_id = m->sender_id;
+            i.sender_id_bits = m->sender_id_bits;
+            i.out_spi = m->out_spi;
+            i.in_spis = m->in_spis;
+            i.rekeys_accepted = m->counters.rekeys_accepted;
+            i.rekeys_rejected = m->counters.rekeys_forged + m->counters.rekeys_replayed;
+            i.reregistrations = m->counters.reregistrations;
+        }
+        if (auto s = _keys->key_server_group(g.name)) {
+            i.key_server = true;
+            i.server_tek_spi = s->tek_spi;
+            i.server_members = s->members;
+        }
+        if (m != members.end() || i.key_server) {
+            out.push_back(std::move(i));
+        }
+    }
+    return out;
+}
+
+result<void> cli_backend::rekey(const std::string& group)
+{
+    if (_keys == nullptr) {
+        return error{errc::unsupported, "no key server for group " + group};
+    }
+    return _keys->rekey(group);
+}
+
+result<std::unique_ptr<operator_cli>> operator_cli::open(gateway& gw, control::key_manager* keys, const options& opts,
                                                          std::chrono::steady_clock::time_point t0,
                                                          std::unique_ptr<cli::socket_server> server)
 {
-    std::unique_ptr<operator_cli> o(new operator_cli(gw, opts, t0));
+    std::unique_ptr<operator_cli> o(new operator_cli(gw, keys, opts, t0));
     o->_server = std::move(server);
     if (o->_server) {
         MSECGW_LOG(NOTICE, cli, "CLI on unix socket %s", opts.cli_socket.c_str());

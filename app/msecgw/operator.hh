@@ -19,17 +19,20 @@ namespace msecgw::app {
 /// The CLI's view of the running gateway.
 class cli_backend final : public cli::backend {
 public:
-    cli_backend(gateway& gw, const options& opts, std::chrono::steady_clock::time_point t0)
-        : _gw(gw), _opts(opts), _t0(t0) {}
+    cli_backend(gateway& gw, control::key_manager* keys, const options& opts, std::chrono::steady_clock::time_point t0)
+        : _gw(gw), _keys(keys), _opts(opts), _t0(t0) {}
     stats::totals totals() override;
     const config::gateway_cfg& running() const override { return _gw.config(); }
     std::vector<cli::sa_counters> sas() override;
     result<void> apply(config::gateway_cfg cfg) override;
     void quit() override { _quit = true; }
+    std::vector<cli::group_info> groups() const override;
+    result<void> rekey(const std::string& group) override;
     bool quit_requested() const { return _quit; }
 
 private:
     gateway& _gw;
+    control::key_manager* _keys; ///< null without key management
     const options& _opts;
     std::chrono::steady_clock::time_point _t0;
     bool _quit = false;
@@ -39,7 +42,7 @@ private:
 class operator_cli {
 public:
     /// `server`: the --cli-socket listener, opened before the EAL (or null).
-    static result<std::unique_ptr<operator_cli>> open(gateway& gw, const options& opts,
+    static result<std::unique_ptr<operator_cli>> open(gateway& gw, control::key_manager* keys, const options& opts,
                                                       std::chrono::steady_clock::time_point t0,
                                                       std::unique_ptr<cli::socket_server> server);
     /// Serves what is ready; never blocks.
@@ -49,8 +52,8 @@ public:
     void flush();
 
 private:
-    operator_cli(gateway& gw, const options& opts, std::chrono::steady_clock::time_point t0)
-        : _backend(gw, opts, t0), _engine(_backend) {}
+    operator_cli(gateway& gw, control::key_manager* keys, const options& opts, std::chrono::steady_clock::time_point t0)
+        : _backend(gw, keys, opts, t0), _engine(_backend) {}
     cli_backend _backend;
     cli::engine _engine;
     std::unique_ptr<cli::socket_server> _server;

@@ -11,6 +11,7 @@ const char* usage()
     return "usage: msecgw [EAL options] -- [--config FILE] [--keylog FILE] [--duration SECONDS]\n"
            "                             [--stats-json FILE] [--metrics ADDR:PORT]\n"
            "                             [--cli-socket PATH] [-i|--interactive]\n"
+           "       msecgw --gcks-only --config FILE [--duration SECONDS]\n"
            "  --config FILE       gateway configuration (YAML); default: the embedded demo config\n"
            "  --keylog FILE       write Wireshark esp_sa lines for every SA (contains keys!)\n"
            "  --duration SECONDS  run this long, drain, and exit 0 (default: until SIGINT/SIGTERM)\n"
@@ -18,7 +19,8 @@ const char* usage()
            "  --metrics ADDR:PORT serve Prometheus metrics on http://ADDR:PORT/metrics\n"
            "                      (ADDR: IPv4 address, localhost, or empty for all addresses)\n"
            "  --cli-socket PATH   serve CLI commands on a unix socket (mode 0600) for msecgw-cli\n"
-           "  -i, --interactive   CLI prompt on this terminal (TAB completes, help lists commands)\n";
+           "  -i, --interactive   CLI prompt on this terminal (TAB completes, help lists commands)\n"
+           "  --gcks-only         run only the configuration's key_server (G-IKEv2 GCKS): no DPDK, no ports\n";
 }
 
 namespace {
@@ -47,6 +49,10 @@ result<options> parse_options(int argc, char** argv)
         }
         if (a == "-i" || a == "--interactive") {
             o.interactive = true;
+            continue;
+        }
+        if (a == "--gcks-only") {
+            o.gcks_only = true;
             continue;
         }
         std::string* target = a == "--config"       ? &o.config

@@ -15,6 +15,7 @@ struct options {
     std::string metrics;     ///< ADDR:PORT to serve Prometheus metrics on; empty = off
     std::string cli_socket;  ///< unix socket for msecgw-cli; empty = off
     bool interactive = false;///< CLI prompt on the terminal
+    bool gcks_only = false;  ///< run only the key server of the configuration (no EAL, no ports)
     bool help = false;
 };
 

@@ -392,8 +392,40 @@ reply engine::show_policy(bool as_json)
 reply engine::show_group(bool as_json)
 {
     const auto& cfg = _b.running();
+    const std::vector<group_info> groups = _b.groups();
     json j;
-    j.arr();
+    j.obj().key("groups").arr();
+    table kt({"group", "id", "member", "sender-id", "sealing", "opening", "rekeys", "key server"});
+    for (const auto& g : groups) {
+        std::string opening;
+        for (uint32_t spi : g.in_spis) {
+            if (!opening.empty()) {
+                opening += ',';
+            }
+            opening += hex32(spi);
+        }
+        std::string sid = "-", server = "-", rekeys = u64(g.rekeys_accepted);
+        if (g.sender_id) {
+            sid = u64(*g.sender_id);
+            sid.append("/").append(u64(g.sender_id_bits));
+        }
+        if (g.key_server) {
+            server = "tek ";
+            server.append(hex32(g.server_tek_spi)).append(", ").append(u64(g.server_members)).append(" members");
+        }
+        if (g.rekeys_rejected != 0) {
+            rekeys.append(" (").append(u64(g.rekeys_rejected)).append(" refused)");
+        }
+        kt.row({g.name, u64(g.id), g.member_state.empty() ? "-" : g.member_state, sid,
+                g.out_spi ? hex32(*g.out_spi) : "-", opening.empty() ? "-" : opening, rekeys, server});
+        j.obj().kv("group", g.name).kv("id", uint64_t{g.id}).kv("member_state", g.member_state).key("sender_id");
+        (g.sender_id ? j.num(*g.sender_id) : j.null()).kv("sender_id_bits", uint64_t{g.sender_id_bits});
+        j.kv("sealing_spi", g.out_spi ? hex32(*g.out_spi) : "").kv("opening_spis", opening)
+            .kv("rekeys_accepted", g.rekeys_accepted).kv("rekeys_rejected", g.rekeys_rejected)
+            .kv("reregistrations", g.reregistrations).key("key_server").boolean(g.key_server)
+            .kv("server_tek_spi", g.key_server ? hex32(g.server_tek_spi) : "").kv("server_members", g.server_members).end();
+    }
+    j.end().key("policies").arr();
     table tb({"group", "dir", "policy", "sa", "spi", "keys"});
     for (std::size_t i = 0; i < cfg.policies.size(); ++i) {
         const auto& p = cfg.policies[i];
@@ -402,14 +434,17 @@ reply engine::show_group(bool as_json)
         }
         const config::sa_cfg* sa = cfg.find_sa(p.sa);
         const std::string spi = sa ? hex32(sa->spi) : "-";
-        tb.row({config::to_string(p.dst), std::string(config::to_string(p.dir)), u64(i), p.sa, spi, "manual"});
+        const std::string keys = p.group.empty() ? "manual" : "group " + p.group;
+        const std::string sa_name = p.sa.empty() ? "-" : p.sa;
+        tb.row({config::to_string(p.dst), std::string(config::to_string(p.dir)), u64(i), sa_name, spi, keys});
         j.obj().kv("group", config::to_string(p.dst)).kv("dir", config::to_string(p.dir)).kv("policy", uint64_t{i})
-            .kv("sa", p.sa).kv("spi", spi).kv("keys", "manual").end();
+            .kv("sa", p.sa).kv("spi", spi).kv("keys", keys).end();
     }
     if (as_json) {
-        return ok(j.end().take());
+        return ok(j.end().end().take());
     }
-    return ok(tb.empty() ? "no protected groups\n" : tb.str());
+    std::string text = groups.empty() ? "" : kt.str() + "\n";
+    return ok(text + (tb.empty() ? "no protected groups\n" : tb.str()));
 }
 
 reply engine::show_log(bool as_json)
@@ -510,9 +545,14 @@ reply engine::rekey(const std::vector<std::string>& w)
         return usage("rekey: expected 'rekey group <group>'");
     }
     const std::string group = shown(w[2]);
-    return failed("rekey group " + group + ": no key server for group " + group +
-                  " (its SAs are keyed manually: replace them with add sa / del sa, or edit the configuration and "
-                  "send SIGHUP)");
+    if (auto r = _b.rekey(w[2]); !r) {
+        return failed("rekey group " + group + ": " + r.err().detail +
+                      (r.err().code == errc::unsupported && _b.groups().empty()
+                           ? " (its SAs are keyed manually: replace them with add sa / del sa, or edit the "
+                             "configuration and send SIGHUP)"
+                           : ""));
+    }
+    return ok("rekeyed group " + group + "\n");
 }
 
 stats::totals subtract(const stats::totals& now, const stats::totals& base)

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,23 @@ struct sa_counters {
     std::string state; ///< "active", "stopped", "expired", "exhausted"
 };
 
+/// One key-managed group (RFC 9838) as this box sees it: as a member, as the key server, or both.
+struct group_info {
+    std::string name;
+    uint32_t id = 0;
+    std::string member_state;             ///< "registered", "gsa_auth_sent", ... ; empty: not a member
+    std::optional<uint32_t> sender_id;
+    uint8_t sender_id_bits = 0;
+    std::optional<uint32_t> out_spi;      ///< TEK outbound packets are sealed with
+    std::vector<uint32_t> in_spis;        ///< TEKs inbound packets are opened with, newest first
+    uint64_t rekeys_accepted = 0;
+    uint64_t rekeys_rejected = 0;         ///< forged + replayed
+    uint64_t reregistrations = 0;
+    bool key_server = false;              ///< this box is the group's key server
+    uint32_t server_tek_spi = 0;          ///< the key server's current TEK
+    uint64_t server_members = 0;          ///< addresses its rekeys go to
+};
+
 /// What the engine needs from the running gateway (implemented by the application).
 class backend {
 public:
@@ -45,6 +63,13 @@ public:
     virtual result<void> apply(config::gateway_cfg cfg) = 0;
     /// Drain and exit 0, as on SIGTERM.
     virtual void quit() = 0;
+    /// Key-managed groups (none without key management).
+    virtual std::vector<group_info> groups() const { return {}; }
+    /// On-demand rekey of a group by this box's key server.
+    virtual result<void> rekey(const std::string& group)
+    {
+        return error{errc::unsupported, "no key server for group " + group};
+    }
 };
 
 /// One command's syntax and meaning, for `help` and the interactive prompt.

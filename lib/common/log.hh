@@ -12,6 +12,7 @@ extern int msecgw_logtype_config;    ///< msecgw.config: configuration changes
 extern int msecgw_logtype_cli;       ///< msecgw.cli: CLI socket and prompt
 extern int msecgw_logtype_metrics;   ///< msecgw.metrics: Prometheus exporter
 extern int msecgw_logtype_telemetry; ///< msecgw.telemetry: /msecgw/ telemetry commands
+extern int msecgw_logtype_keys;      ///< msecgw.keys: key server and group members (never key material)
 
 /// MSECGW_LOG(INFO, control, "SA %s installed", name): one line, newline added.
 #define MSECGW_LOG(level, module, fmt, ...) \

@@ -95,6 +95,8 @@ struct sa_cfg {
     /// (< 2^sender_id_bits). 0 bits = no Sender-ID; inbound SAs always have 0/0.
     uint32_t sender_id = 0;
     uint8_t sender_id_bits = 0;      ///< 0..max_sender_id_bits
+    /// Set on SAs the gateway made from a group's keys (key server), never read from a file.
+    std::string group;
     int line = 0;
 };
 
@@ -115,6 +117,9 @@ struct policy_cfg {
     /// names the group's current SAs here at run time; until the first key arrives, outbound
     /// packets are dropped as no_group_key.
     std::string group;
+    /// A copy of the `group` policy above it, made at run time to name the group's previous
+    /// inbound SA while two overlap (make-before-break); never read from a file.
+    bool twin = false;
     int line = 0;
 
     /// Families this rule applies to: both when src and dst are `any`.
