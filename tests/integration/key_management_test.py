@@ -10,7 +10,7 @@ Testbed (one private network namespace, key management over its loopback):
              B's clear out (net_pcap) ─[gateway B: member gw-b, receives]───── bp  ═ bp-br ──┘
                                                                          capture on bp-br (dumpcap)
 
-Every gateway is the real binary on net_af_packet; the senders are paced AF_PACKET replays of
+Every gateway is the real binary on net_af_packet (see live()); the senders are paced AF_PACKET replays of
 numbered frames (traffic_paced.py). A1 and A2 also open each other's traffic (both are members).
 """
 import collections
@@ -86,6 +86,11 @@ def clear_frame(sender, i, size):
     return eth + bytes(ip) + udp + body
 
 
+def live(n, iface):
+    """A port on a veth (net_af_packet, one queue pair, a 4096-frame ring)."""
+    return f"net_af_packet{n},iface={iface},framecnt=4096"
+
+
 class KeyManagedGroupTest(unittest.TestCase):
 
     def setUp(self):
@@ -95,8 +100,9 @@ class KeyManagedGroupTest(unittest.TestCase):
         ns = self.ns
         ns.run([IP_CMD, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"])
         ns.run([IP_CMD, "link", "set", "br0", "up"])
-        for a, b in (("a1c", "a1c-tx"), ("a2c", "a2c-tx"), ("a1p", "a1p-br"), ("a2p", "a2p-br"), ("bp", "bp-br")):
-            ns.veth(a, b)
+        for a, b, index in (("a1c", "a1c-tx", 0x1100), ("a1p", "a1p-br", 0x1101), ("a2c", "a2c-tx", 0x2200),
+                            ("a2p", "a2p-br", 0x2201), ("bp", "bp-br", 0x3300)):
+            ns.veth(a, b, index=index)  # per-gateway index ranges: distinct af_packet fanout groups
         for port in ("a1p-br", "a2p-br", "bp-br"):
             ns.run([IP_CMD, "link", "set", port, "master", "br0"])
         cpus = sorted(os.sched_getaffinity(0))
@@ -169,11 +175,11 @@ class KeyManagedGroupTest(unittest.TestCase):
         empty = self.path("empty.pcap")
         write_pcap(empty, [])
         b_out = self.path("b_clear_out.pcap")
-        a1 = self.start_gateway("a1", ["net_af_packet0,iface=a1c,framecnt=4096", "net_af_packet1,iface=a1p,framecnt=4096"],
+        a1 = self.start_gateway("a1", [live(0, "a1c"), live(1, "a1p")],
                                 config(self.path("state-a1"), "gw-a1", True, key_server=True), self.cpu1)
-        a2 = self.start_gateway("a2", ["net_af_packet0,iface=a2c,framecnt=4096", "net_af_packet1,iface=a2p,framecnt=4096"],
+        a2 = self.start_gateway("a2", [live(0, "a2c"), live(1, "a2p")],
                                 config(self.path("state-a2"), "gw-a2", True), self.cpu1)
-        b = self.start_gateway("b", [f"net_pcap0,rx_pcap={empty},tx_pcap={b_out}", "net_af_packet1,iface=bp,framecnt=4096"],
+        b = self.start_gateway("b", [f"net_pcap0,rx_pcap={empty},tx_pcap={b_out}", live(1, "bp")],
                                config(self.path("state-b"), "gw-b", False), self.cpu0)
 
         def ready(name, sending):
