@@ -189,7 +189,7 @@ void judge_each(std::span<const packet_view> in, std::span<decision> out, counte
         if (d.v == verdict::drop) {
             ++stats.dropped[size_t(d.why)];
         } else if (d.v == verdict::release) {
-            ++stats.released;
+            ++(d.why == reason::timeout ? stats.released_unverified : stats.released); // best effort: unverified
         }
         out[k] = d;
     }
