@@ -134,8 +134,8 @@ uint32_t hmac_sha256_burst(engine& e, std::span<const hmac_sha256_op> ops)
             m, uint32_t(chunk.size()),
             [&](IMB_JOB* j, uint32_t i) {
                 const hmac_sha256_op& op = chunk[i];
-                if (op.key == nullptr || op.mac == nullptr || op.mac_len == 0 || op.mac_len > sha256_len ||
-                    (op.data == nullptr && op.len != 0)) {
+                if (op.key == nullptr || op.mac == nullptr || op.mac_len == 0 || op.mac_len > sha256_len || op.data == nullptr ||
+                    op.len == 0) {
                     return false;
                 }
                 fill_hash_job(j, op.data, op.len, s.mac[i].data(), uint16_t(i));

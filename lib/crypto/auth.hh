@@ -43,7 +43,8 @@ struct hmac_sha256_key {
 result<void> make_hmac_sha256_key(const engine& e, std::span<const uint8_t> key, hmac_sha256_key& out);
 void clear_hmac_sha256_key(hmac_sha256_key& k);
 
-/// HMAC-SHA256(key, data[0..len)) truncated to mac_len (1..32) bytes.
+/// HMAC-SHA256(key, data[0..len)) truncated to mac_len (1..32) bytes. len >= 1: ipsec-mb refuses
+/// an empty message (such an op is skipped).
 struct hmac_sha256_op {
     const hmac_sha256_key* key;
     const uint8_t* data;
