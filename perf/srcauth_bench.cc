@@ -5,9 +5,6 @@
 //
 //   srcauth_bench [--seconds S]   (default 0.5 s per figure)
 
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -69,15 +66,7 @@ double run(const std::function<void(meter&)>& step)
 
 std::string new_pem(bool ed25519)
 {
-    EVP_PKEY* k = ed25519 ? EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519") : EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
-    BIO* bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_PrivateKey(bio, k, nullptr, nullptr, 0, nullptr, nullptr);
-    char* p = nullptr;
-    const long n = BIO_get_mem_data(bio, &p);
-    std::string pem(p, size_t(n));
-    BIO_free(bio);
-    EVP_PKEY_free(k);
-    return pem;
+    return signer::generate(ed25519 ? wire::sig_alg::ed25519 : wire::sig_alg::ecdsa_p256).value().private_pem();
 }
 
 /// A pool of packet buffers: 64 bytes of header room, the inner packet, 64 bytes of trailer room.

@@ -64,9 +64,9 @@ uint32_t run_jobs(IMB_MGR* m, uint32_t n, Fill fill, Done done)
     return good;
 }
 
-} // namespace
-
-uint32_t sha256_burst(engine& e, std::span<const sha256_op> ops)
+/// run_jobs over ops in chunks of max_burst; fill(job, op, index in chunk), done(op, index in chunk).
+template <class Op, class Fill, class Done>
+uint32_t run_chunked(engine& e, std::span<const Op> ops, Fill fill, Done done)
 {
     IMB_MGR* m = engine_access::mgr(e);
     if (m == nullptr) {
@@ -76,19 +76,27 @@ uint32_t sha256_burst(engine& e, std::span<const sha256_op> ops)
     for (size_t base = 0; base < ops.size(); base += max_burst) {
         const auto chunk = ops.subspan(base, std::min<size_t>(max_burst, ops.size() - base));
         good += run_jobs(
-            m, uint32_t(chunk.size()),
-            [&](IMB_JOB* j, uint32_t i) {
-                const sha256_op& op = chunk[i];
-                if (op.digest == nullptr || (op.data == nullptr && op.len != 0)) {
-                    return false;
-                }
-                fill_hash_job(j, op.data, op.len, op.digest, uint16_t(i));
-                j->hash_alg = IMB_AUTH_SHA_256;
-                return true;
-            },
-            [](uint32_t) {});
+            m, uint32_t(chunk.size()), [&](IMB_JOB* j, uint32_t i) { return fill(j, chunk[i], i); },
+            [&](uint32_t i) { done(chunk[i], i); });
     }
     return good;
+}
+
+} // namespace
+
+uint32_t sha256_burst(engine& e, std::span<const sha256_op> ops)
+{
+    return run_chunked(
+        e, ops,
+        [](IMB_JOB* j, const sha256_op& op, uint32_t i) {
+            if (op.digest == nullptr || (op.data == nullptr && op.len != 0)) {
+                return false;
+            }
+            fill_hash_job(j, op.data, op.len, op.digest, uint16_t(i));
+            j->hash_alg = IMB_AUTH_SHA_256;
+            return true;
+        },
+        [](const sha256_op&, uint32_t) {});
 }
 
 void sha256_one(engine& e, const uint8_t* data, uint32_t len, uint8_t* digest)
@@ -122,30 +130,21 @@ void clear_hmac_sha256_key(hmac_sha256_key& k)
 
 uint32_t hmac_sha256_burst(engine& e, std::span<const hmac_sha256_op> ops)
 {
-    IMB_MGR* m = engine_access::mgr(e);
-    if (m == nullptr) {
-        return 0;
-    }
     mac_scratch s;
-    uint32_t good = 0;
-    for (size_t base = 0; base < ops.size(); base += max_burst) {
-        const auto chunk = ops.subspan(base, std::min<size_t>(max_burst, ops.size() - base));
-        good += run_jobs(
-            m, uint32_t(chunk.size()),
-            [&](IMB_JOB* j, uint32_t i) {
-                const hmac_sha256_op& op = chunk[i];
-                if (op.key == nullptr || op.mac == nullptr || op.mac_len == 0 || op.mac_len > sha256_len || op.data == nullptr ||
-                    op.len == 0) {
-                    return false;
-                }
-                fill_hash_job(j, op.data, op.len, s.mac[i].data(), uint16_t(i));
-                j->hash_alg = IMB_AUTH_HMAC_SHA_256;
-                j->u.HMAC._hashed_auth_key_xor_ipad = op.key->ipad_state.data();
-                j->u.HMAC._hashed_auth_key_xor_opad = op.key->opad_state.data();
-                return true;
-            },
-            [&](uint32_t i) { std::memcpy(chunk[i].mac, s.mac[i].data(), chunk[i].mac_len); });
-    }
+    const uint32_t good = run_chunked(
+        e, ops,
+        [&](IMB_JOB* j, const hmac_sha256_op& op, uint32_t i) {
+            if (op.key == nullptr || op.mac == nullptr || op.mac_len == 0 || op.mac_len > sha256_len || op.data == nullptr ||
+                op.len == 0) {
+                return false;
+            }
+            fill_hash_job(j, op.data, op.len, s.mac[i].data(), uint16_t(i));
+            j->hash_alg = IMB_AUTH_HMAC_SHA_256;
+            j->u.HMAC._hashed_auth_key_xor_ipad = op.key->ipad_state.data();
+            j->u.HMAC._hashed_auth_key_xor_opad = op.key->opad_state.data();
+            return true;
+        },
+        [&](const hmac_sha256_op& op, uint32_t i) { std::memcpy(op.mac, s.mac[i].data(), op.mac_len); });
     OPENSSL_cleanse(&s, sizeof(s));
     return good;
 }

@@ -175,6 +175,24 @@ private:
 
 namespace msecgw::srcauth {
 
+/// Decides a held packet: a release must also pass the replay window; counts and queues the result.
+/// A release with reason timeout is a best-effort release without verification.
+inline void settle_held(hold_ring& hold, seq_window& window, held_packet& h, verdict v, reason why, counters& stats,
+                        settle_queue& queue)
+{
+    if (v == verdict::release && !window.accept(h.seq)) {
+        v = verdict::drop;
+        why = reason::replayed_packet;
+    }
+    if (v == verdict::release) {
+        ++(why == reason::timeout ? stats.released_unverified : stats.released);
+    } else {
+        ++stats.dropped[size_t(why)];
+    }
+    queue.push(settled{h.pkt.handle, v, why});
+    hold.settle(h);
+}
+
 /// The per-packet loop every verifier shares: parse the common header, let `judge(common, view, k)`
 /// decide (malformed headers are dropped here), count drops, write out[k].
 template <class Judge>

@@ -182,17 +182,7 @@ void manifest_verifier::add_sender(uint32_t sender_id, sig_verifier anchor, cons
 
 void manifest_verifier::finish(sender_state& s, held_packet& h, verdict v, reason why)
 {
-    if (v == verdict::release && !s.window.accept(h.seq)) {
-        v = verdict::drop;
-        why = reason::replayed_packet;
-    }
-    if (v == verdict::release) {
-        ++(why == reason::timeout ? _stats.released_unverified : _stats.released);
-    } else {
-        ++_stats.dropped[size_t(why)];
-    }
-    _queue.push(settled{h.pkt.handle, v, why});
-    s.hold.settle(h);
+    settle_held(s.hold, s.window, h, v, why, _stats, _queue);
 }
 
 /// Compares a packet digest with its manifest entry (constant time).

@@ -185,6 +185,31 @@ bool signer::sign_digest(std::span<const uint8_t, signed_digest_len> digest, std
            ecdsa_der_to_raw(std::span(der.data(), len), out);
 }
 
+result<signer> signer::generate(wire::sig_alg alg)
+{
+    auto k = std::make_unique<pkey_holder>();
+    k->pkey = alg == wire::sig_alg::ed25519 ? EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519")
+                                            : EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+    if (k->pkey == nullptr) {
+        return key_error("key generation", "OpenSSL failed");
+    }
+    const std::string pem = signer(std::move(k), alg).private_pem();
+    return from_pem(pem, "generated key");
+}
+
+std::string signer::private_pem() const
+{
+    BIO* bio = BIO_new(BIO_s_secmem());
+    std::string pem;
+    if (bio != nullptr && PEM_write_bio_PrivateKey(bio, _k->pkey, nullptr, nullptr, 0, nullptr, nullptr) == 1) {
+        char* p = nullptr;
+        const long n = BIO_get_mem_data(bio, &p);
+        pem.assign(p, size_t(n));
+    }
+    BIO_free(bio);
+    return pem;
+}
+
 std::string signer::public_pem() const
 {
     BIO* bio = BIO_new(BIO_s_mem());

@@ -29,6 +29,10 @@ class signer {
 public:
     static result<signer> from_pem_file(const std::string& path);
     static result<signer> from_pem(std::string_view pem, std::string_view what = "PEM text");
+    /// A fresh key (tests, benchmarks, key provisioning tools).
+    static result<signer> generate(wire::sig_alg alg);
+    /// The private key as PKCS#8 PEM, to write to a key file (never log it).
+    std::string private_pem() const;
     signer(signer&&) noexcept;
     signer& operator=(signer&&) noexcept;
     ~signer();

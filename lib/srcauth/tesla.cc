@@ -221,17 +221,7 @@ void tesla_verifier::add_sender(uint32_t sender_id, sig_verifier anchor, const t
 
 void tesla_verifier::finish(sender_state& s, held_packet& h, verdict v, reason why)
 {
-    if (v == verdict::release && !s.window.accept(h.seq)) {
-        v = verdict::drop;
-        why = reason::replayed_packet;
-    }
-    if (v == verdict::release) {
-        ++_stats.released;
-    } else {
-        ++_stats.dropped[size_t(why)];
-    }
-    _queue.push(settled{h.pkt.handle, v, why});
-    s.hold.settle(h);
+    settle_held(s.hold, s.window, h, v, why, _stats, _queue);
 }
 
 bool tesla_verifier::learn_key(crypto::engine& e, sender_state& s, uint32_t j, const uint8_t* key, uint64_t now_ns)

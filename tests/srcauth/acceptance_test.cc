@@ -78,6 +78,9 @@ struct ledger {
         }
         return n;
     }
+    /// One burst through a holding verifier (TESLA or manifest), decisions applied.
+    template <class V>
+    void deliver(crypto::engine& e, V& verifier, std::vector<tracked*>& batch, uint64_t now);
     size_t count(bool genuine, bool released) const
     {
         size_t n = 0;
@@ -101,6 +104,18 @@ packet_view view_of(tracked& t, size_t trailer = 0)
     packet_view v = t.p.view(trailer);
     v.handle = &t;
     return v;
+}
+
+template <class V>
+void ledger::deliver(crypto::engine& e, V& verifier, std::vector<tracked*>& batch, uint64_t now)
+{
+    std::vector<packet_view> v;
+    for (tracked* t : batch) {
+        v.push_back(view_of(*t));
+    }
+    std::vector<decision> d(v.size());
+    verifier.verify_burst(e, v, now, d);
+    judge(verifier, batch, d);
 }
 
 /// A control message in its own buffer.
@@ -163,16 +178,7 @@ protected:
         return out;
     }
 
-    void deliver(std::vector<tracked*>& batch, uint64_t now)
-    {
-        std::vector<packet_view> v;
-        for (tracked* t : batch) {
-            v.push_back(view_of(*t));
-        }
-        std::vector<decision> d(v.size());
-        verifier.verify_burst(e, v, now, d);
-        book.judge(verifier, batch, d);
-    }
+    void deliver(std::vector<tracked*>& batch, uint64_t now) { book.deliver(e, verifier, batch, now); }
 
     /// A member's forgery: a genuine packet's header with MAC `mac_key` (or garbage) over a new payload.
     tracked& forge_from(const tracked& g, uint64_t now, int variant, const std::map<uint32_t, chain_key>& learned)
@@ -376,16 +382,7 @@ protected:
         return m;
     }
 
-    void deliver(std::vector<tracked*>& batch, uint64_t now)
-    {
-        std::vector<packet_view> v;
-        for (tracked* t : batch) {
-            v.push_back(view_of(*t));
-        }
-        std::vector<decision> d(v.size());
-        verifier.verify_burst(e, v, now, d);
-        book.judge(verifier, batch, d);
-    }
+    void deliver(std::vector<tracked*>& batch, uint64_t now) { book.deliver(e, verifier, batch, now); }
 
     decision deliver_control(message& m, uint64_t now)
     {

@@ -24,16 +24,7 @@ using bytes = std::vector<uint8_t>;
 /// A new private key (Ed25519 or P-256) as PKCS#8 PEM.
 inline std::string new_private_pem(wire::sig_alg alg)
 {
-    EVP_PKEY* k = alg == wire::sig_alg::ed25519 ? EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519")
-                                                : EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
-    BIO* bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_PrivateKey(bio, k, nullptr, nullptr, 0, nullptr, nullptr);
-    char* p = nullptr;
-    const long n = BIO_get_mem_data(bio, &p);
-    std::string pem(p, size_t(n));
-    BIO_free(bio);
-    EVP_PKEY_free(k);
-    return pem;
+    return signer::generate(alg).value().private_pem();
 }
 
 struct key_pair {

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "../gkm/pcap_writer.hh"
+#include "../common/run_command.hh"
 #include "srcauth/manifest.hh"
 #include "srcauth/signed.hh"
 #include "srcauth/tesla.hh"
@@ -27,18 +28,7 @@ constexpr uint32_t group = 0xef010203;
 
 std::string run(const std::string& command)
 {
-    std::string out;
-    FILE* p = ::popen(command.c_str(), "r");
-    if (p == nullptr) {
-        return out;
-    }
-    std::array<char, 4096> buf{};
-    size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) {
-        out.append(buf.data(), n);
-    }
-    ::pclose(p);
-    return out;
+    return msecgw::test::run_command(command);
 }
 
 std::string hex_of(const uint8_t* p, size_t n)
