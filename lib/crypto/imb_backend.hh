@@ -94,6 +94,53 @@ inline uint32_t flush_burst(IMB_MGR* m, uint32_t max, IMB_JOB** jobs)
     return IMB_FLUSH_BURST(m, max, jobs);
 }
 
+/// Classic job API (one job at a time; multi-buffer algorithms fill their lanes across calls).
+inline IMB_JOB* get_next_job(IMB_MGR* m)
+{
+    return IMB_GET_NEXT_JOB(m);
+}
+
+/// Submits the job get_next_job returned; returns a completed job or null.
+inline IMB_JOB* submit_job(IMB_MGR* m)
+{
+    if constexpr (checked_submit) {
+        return IMB_SUBMIT_JOB(m);
+    } else {
+        return IMB_SUBMIT_JOB_NOCHECK(m);
+    }
+}
+
+/// Completes the oldest outstanding job; null when none is left.
+inline IMB_JOB* flush_job(IMB_MGR* m)
+{
+    return IMB_FLUSH_JOB(m);
+}
+
+inline void sha256_one_block(IMB_MGR* m, const void* block64, void* state32)
+{
+    IMB_SHA256_ONE_BLOCK(m, block64, state32);
+}
+
+inline void sha256(IMB_MGR* m, const void* data, uint64_t len, void* digest32)
+{
+    IMB_SHA256(m, data, len, digest32);
+}
+
+inline void gmac128_init(IMB_MGR* m, const gcm_key_data* key, gcm_context_data* ctx, const uint8_t* iv, uint64_t iv_len)
+{
+    IMB_AES128_GMAC_INIT(m, key, ctx, iv, iv_len);
+}
+
+inline void gmac128_update(IMB_MGR* m, const gcm_key_data* key, gcm_context_data* ctx, const uint8_t* data, uint64_t len)
+{
+    IMB_AES128_GMAC_UPDATE(m, key, ctx, data, len);
+}
+
+inline void gmac128_finalize(IMB_MGR* m, const gcm_key_data* key, gcm_context_data* ctx, uint8_t* tag, uint64_t tag_len)
+{
+    IMB_AES128_GMAC_FINALIZE(m, key, ctx, tag, tag_len);
+}
+
 inline int last_error(IMB_MGR* m)
 {
     return imb_get_errno(m);

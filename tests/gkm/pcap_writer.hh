@@ -1,5 +1,5 @@
 #pragma once
-// Writes datagrams into a classic pcap file as Ethernet/IPv4/UDP frames with correct lengths and
+// Writes datagrams into a classic pcap file as Ethernet/IPv4/UDP frames (or any IP protocol: add_ip) with correct lengths and
 // IPv4 header checksum, so tshark dissects exactly the bytes our sockets sent.
 
 #include <cstdint>
@@ -26,21 +26,28 @@ public:
 
     void add(const endpoint& from, const endpoint& to, byte_view payload)
     {
-        bytes frame(14 + 20 + 8);
+        bytes udp(8);
+        store_be16(udp.data(), from.port);
+        store_be16(udp.data() + 2, to.port);
+        store_be16(udp.data() + 4, static_cast<uint16_t>(8 + payload.size()));  // checksum 0: none (IPv4)
+        udp.insert(udp.end(), payload.begin(), payload.end());
+        add_ip(from.address, to.address, 17, udp);
+    }
+
+    /// One Ethernet/IPv4 frame carrying `payload` as IP protocol `protocol`.
+    void add_ip(uint32_t source, uint32_t destination, uint8_t protocol, byte_view payload)
+    {
+        bytes frame(14 + 20);
         frame[12] = 0x08;  // EtherType IPv4
         uint8_t* ip = frame.data() + 14;
         ip[0] = 0x45;
-        store_be16(ip + 2, static_cast<uint16_t>(20 + 8 + payload.size()));
+        store_be16(ip + 2, static_cast<uint16_t>(20 + payload.size()));
         store_be16(ip + 4, static_cast<uint16_t>(++_ip_id));
         ip[8] = 64;
-        ip[9] = 17;
-        store_be32(ip + 12, from.address);
-        store_be32(ip + 16, to.address);
+        ip[9] = protocol;
+        store_be32(ip + 12, source);
+        store_be32(ip + 16, destination);
         store_be16(ip + 10, checksum(ip, 20));
-        uint8_t* udp = ip + 20;
-        store_be16(udp, from.port);
-        store_be16(udp + 2, to.port);
-        store_be16(udp + 4, static_cast<uint16_t>(8 + payload.size()));  // checksum 0: none (IPv4)
         frame.insert(frame.end(), payload.begin(), payload.end());
 
         uint8_t record[16] = {};
@@ -52,6 +59,9 @@ public:
         _out.flush();
         ++_count;
     }
+
+    /// An IPv4 header checksum (exposed for tests that build inner packets).
+    static uint16_t ipv4_checksum(const uint8_t* header20) { return checksum(header20, 20); }
 
     unsigned count() const { return _count; }
 

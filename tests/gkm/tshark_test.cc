@@ -13,6 +13,7 @@
 
 #include "loopback_fixture.hh"
 #include "pcap_writer.hh"
+#include "../common/run_command.hh"
 
 using namespace msecgw;
 using namespace msecgw::gkm;
@@ -22,23 +23,7 @@ namespace {
 
 std::string run(const std::string& command)
 {
-    std::string out;
-    FILE* p = ::popen(command.c_str(), "r");
-    if (p == nullptr) {
-        return out;
-    }
-    std::array<char, 4096> buf{};
-    size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) {
-        out.append(buf.data(), n);
-    }
-    ::pclose(p);
-    // tshark's warning when run as root says nothing about the capture.
-    const std::string root_warning = "Running as user \"root\" and group \"root\". This could be dangerous.\n";
-    for (size_t at; (at = out.find(root_warning)) != std::string::npos;) {
-        out.erase(at, root_warning.size());
-    }
-    return out;
+    return msecgw::test::run_command(command);
 }
 
 size_t count_lines(const std::string& s)
