@@ -38,6 +38,14 @@ result<db_ptr> open_database(const std::string& path, const char* schema)
     return db;
 }
 
+result<storage_wrap> storage_wrap::create(secret storage_key)
+{
+    if (storage_key.size() != storage_key_size) {
+        return error{errc::config_bad_value, "gcks state: storage key must be 32 bytes"};
+    }
+    return storage_wrap(std::move(storage_key));
+}
+
 result<secret> storage_wrap::unwrap(byte_view wrapped, std::string_view what) const
 {
     result<secret> key = key_unwrap(_key.view(), wrapped);

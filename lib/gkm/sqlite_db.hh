@@ -12,6 +12,10 @@
 
 #include "crypto.hh"
 
+namespace msecgw::gkm {
+inline constexpr size_t storage_key_size = 32;
+}
+
 namespace msecgw::gkm::sqlite {
 
 struct db_closer {
@@ -96,12 +100,14 @@ result<void> transaction(sqlite3* db, const char* synchronous, Body body)
 /// The storage key: keys go into the database only wrapped under it (RFC 5649).
 class storage_wrap {
 public:
-    explicit storage_wrap(secret storage_key) : _key(std::move(storage_key)) {}
+    /// Fails unless the key is storage_key_size bytes.
+    static result<storage_wrap> create(secret storage_key);
     result<bytes> wrap(byte_view key) const { return key_wrap(_key.view(), key); }
     /// what names the key in the error when the storage key does not open it.
     result<secret> unwrap(byte_view wrapped, std::string_view what) const;
 
 private:
+    explicit storage_wrap(secret storage_key) : _key(std::move(storage_key)) {}
     secret _key;
 };
 

@@ -84,14 +84,15 @@ struct gcks_store::impl {
 
 result<gcks_store> gcks_store::open(const std::string& path, secret storage_key)
 {
-    if (storage_key.size() != storage_key_size) {
-        return error{errc::config_bad_value, "gcks state: storage key must be 32 bytes"};
+    result<sqlite::storage_wrap> storage = sqlite::storage_wrap::create(std::move(storage_key));
+    if (!storage) {
+        return storage.err();
     }
     result<db_ptr> db = sqlite::open_database(path, schema);
     if (!db) {
         return db.err();
     }
-    auto s = std::make_unique<impl>(impl{std::move(*db), sqlite::storage_wrap(std::move(storage_key))});
+    auto s = std::make_unique<impl>(impl{std::move(*db), std::move(*storage)});
     gcks_store store(std::move(s));
     // A wrong storage key shows on the first key we already hold.
     if (result<std::optional<secret>> k = store.signing_key_der(); !k) {
