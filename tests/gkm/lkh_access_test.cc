@@ -122,15 +122,24 @@ bool opens_with_group_key(const lkh_member_keys& m, const captured_epoch& e)
     return plain && std::equal(plain->view().begin(), plain->view().end(), payload.begin(), payload.end());
 }
 
+/// n members added to g, their first epoch recorded.
+std::vector<uint32_t> start(lkh_group& g, int n, std::vector<captured_epoch>& recorded)
+{
+    std::vector<uint32_t> leaves;
+    for (int i = 0; i < n; ++i) {
+        result<uint32_t> leaf = g.tree.add_member();
+        EXPECT_TRUE(leaf.ok());
+        leaves.push_back(leaf ? *leaf : 0);
+    }
+    recorded.push_back(next_epoch(g));
+    return leaves;
+}
+
 TEST(LkhAccessControl, EvictedMemberCannotDecryptAfterTheNextRekey)
 {
     lkh_group g = lkh_group::make({2, 64, 16});
-    std::vector<uint32_t> leaves;
-    for (int i = 0; i < 24; ++i) {
-        leaves.push_back(*g.tree.add_member());
-    }
     std::vector<captured_epoch> recorded;
-    recorded.push_back(next_epoch(g));
+    const std::vector<uint32_t> leaves = start(g, 24, recorded);
     const uint32_t evicted = leaves[9];
     const std::vector<secret> given = path_keys(g.tree, evicted);
     // Churn while it is a member: it follows every rekey and decrypts.
@@ -176,12 +185,8 @@ TEST(LkhAccessControl, EvictedMemberCannotDecryptAfterTheNextRekey)
 TEST(LkhAccessControl, JoinerCannotDecryptWhatWasSentBeforeItJoined)
 {
     lkh_group g = lkh_group::make({2, 64, 16});
-    std::vector<uint32_t> leaves;
-    for (int i = 0; i < 20; ++i) {
-        leaves.push_back(*g.tree.add_member());
-    }
     std::vector<captured_epoch> recorded;
-    recorded.push_back(next_epoch(g));
+    const std::vector<uint32_t> leaves = start(g, 20, recorded);
     for (int i = 0; i < 3; ++i) {
         ASSERT_TRUE(g.tree.remove_member(leaves[i * 3]).ok());
         ASSERT_TRUE(g.tree.add_member().ok());
