@@ -1,9 +1,8 @@
 #include "store.hh"
 
-#include <sqlite3.h>
-#include <fcntl.h>
+#include "sqlite_db.hh"
+
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -14,64 +13,10 @@ namespace msecgw::gkm {
 
 namespace {
 
-struct db_closer {
-    void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-using db_ptr = std::unique_ptr<sqlite3, db_closer>;
-
-error db_error(sqlite3* db, std::string_view what)
-{
-    return error{errc::io, "gcks state: " + std::string(what) + ": " + sqlite3_errmsg(db)};
-}
-
-/// One prepared statement: bind, step, read columns.
-class statement {
-public:
-    statement(sqlite3* db, const char* sql) : _db(db) { sqlite3_prepare_v2(db, sql, -1, &_stmt, nullptr); }
-    ~statement() { sqlite3_finalize(_stmt); }
-    statement(const statement&) = delete;
-    statement& operator=(const statement&) = delete;
-
-    statement& bind(int i, int64_t v)
-    {
-        _bound_ok &= _stmt != nullptr && sqlite3_bind_int64(_stmt, i, v) == SQLITE_OK;
-        return *this;
-    }
-    statement& bind(int i, byte_view b)
-    {
-        _bound_ok &= _stmt != nullptr && sqlite3_bind_blob(_stmt, i, b.data(), int(b.size()), SQLITE_TRANSIENT) == SQLITE_OK;
-        return *this;
-    }
-    /// SQLITE_ROW, SQLITE_DONE or an error code.
-    int step() { return _stmt != nullptr && _bound_ok ? sqlite3_step(_stmt) : SQLITE_ERROR; }
-    int64_t integer(int col) const { return sqlite3_column_int64(_stmt, col); }
-    bytes blob(int col) const
-    {
-        const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(_stmt, col));
-        return p ? bytes(p, p + sqlite3_column_bytes(_stmt, col)) : bytes{};
-    }
-    /// Runs a statement that returns no rows.
-    result<void> run(std::string_view what)
-    {
-        if (step() != SQLITE_DONE) {
-            return db_error(_db, what);
-        }
-        return {};
-    }
-
-private:
-    sqlite3* _db;
-    sqlite3_stmt* _stmt = nullptr;
-    bool _bound_ok = true;
-};
-
-result<void> exec(sqlite3* db, const char* sql)
-{
-    if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
-        return db_error(db, sql);
-    }
-    return {};
-}
+using sqlite::db_error;
+using sqlite::db_ptr;
+using sqlite::exec;
+using sqlite::statement;
 
 constexpr const char* schema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -125,58 +70,29 @@ result<secret> load_storage_key(const std::string& path)
 
 struct gcks_store::impl {
     db_ptr db;
-    secret storage_key;
+    sqlite::storage_wrap storage;
 
-    result<bytes> wrap(byte_view key) const { return key_wrap(storage_key.view(), key); }
-    result<secret> unwrap(byte_view wrapped, const char* what) const
-    {
-        result<secret> key = key_unwrap(storage_key.view(), wrapped);
-        if (!key) {
-            return error{errc::config_bad_value, std::string("gcks state: the storage key does not open the ") + what};
-        }
-        return key;
-    }
+    result<bytes> wrap(byte_view key) const { return storage.wrap(key); }
+    result<secret> unwrap(byte_view wrapped, const char* what) const { return storage.unwrap(wrapped, what); }
 
-    /// BEGIN IMMEDIATE … COMMIT around body, rolled back when body fails.
     template <class Body>
     result<void> transaction(const char* synchronous, Body body)
     {
-        if (result<void> r = exec(db.get(), synchronous); !r) {
-            return r;
-        }
-        if (result<void> r = exec(db.get(), "BEGIN IMMEDIATE"); !r) {
-            return r;
-        }
-        result<void> r = body();
-        if (!r) {
-            (void)exec(db.get(), "ROLLBACK");
-            return r;
-        }
-        return exec(db.get(), "COMMIT");
+        return sqlite::transaction(db.get(), synchronous, std::move(body));
     }
 };
 
 result<gcks_store> gcks_store::open(const std::string& path, secret storage_key)
 {
-    if (storage_key.size() != storage_key_size) {
-        return error{errc::config_bad_value, "gcks state: storage key must be 32 bytes"};
+    result<sqlite::storage_wrap> storage = sqlite::storage_wrap::create(std::move(storage_key));
+    if (!storage) {
+        return storage.err();
     }
-    // Created owner-only before SQLite opens it; SQLite gives the -wal and -shm files the same mode.
-    if (int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600); fd >= 0) {
-        ::close(fd);
+    result<db_ptr> db = sqlite::open_database(path, schema);
+    if (!db) {
+        return db.err();
     }
-    sqlite3* raw = nullptr;
-    const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-    db_ptr db(raw);
-    if (rc != SQLITE_OK) {
-        return error{errc::io, "gcks state " + path + ": cannot open"};
-    }
-    for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=1000", schema}) {
-        if (result<void> r = exec(db.get(), sql); !r) {
-            return r.err();
-        }
-    }
-    auto s = std::make_unique<impl>(impl{std::move(db), std::move(storage_key)});
+    auto s = std::make_unique<impl>(impl{std::move(*db), std::move(*storage)});
     gcks_store store(std::move(s));
     // A wrong storage key shows on the first key we already hold.
     if (result<std::optional<secret>> k = store.signing_key_der(); !k) {

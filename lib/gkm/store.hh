@@ -20,11 +20,10 @@
 #include <vector>
 
 #include "crypto.hh"
+#include "sqlite_db.hh"
 #include "udp.hh"
 
 namespace msecgw::gkm {
-
-inline constexpr size_t storage_key_size = 32;
 
 /// Reads the storage key: a file of 64 hex digits (whitespace ignored) or of 32 raw bytes, not
 /// readable by group or others.
