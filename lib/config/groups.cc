@@ -93,7 +93,7 @@ result<secret_bytes> psk_at(const at& a)
 result<group_cfg> parse_group(const at& a)
 {
     if (auto r = only_keys(a, {"name", "id", "src", "dst", "aead", "tek_lifetime_seconds", "rekey_period_seconds",
-                               "sender_id_bits", "members", "senders", "replay_window"});
+                               "sender_id_bits", "members", "senders", "replay_window", "source_auth"});
         !r) {
         return r.err();
     }
@@ -161,6 +161,13 @@ result<group_cfg> parse_group(const at& a)
             return a.child(a.node["senders"], "senders")
                 .fail(errc::config_reference, "sender '" + s + "' is not in members (a sender is a member too)");
         }
+    }
+    if (a.node["source_auth"]) {
+        auto sa = parse_source_auth(a.child(a.node["source_auth"], "source_auth"), auth_role::group);
+        if (!sa) {
+            return sa.err();
+        }
+        g.source_auth = std::move(sa.value());
     }
     return g;
 }
@@ -247,6 +254,9 @@ result<void> parse_groups(const at& a, gateway_cfg& cfg)
                 return item.child(a.node[i]["id"], "id").fail(errc::config_duplicate,
                                                              "group id " + std::to_string(g->id) + " is used twice");
             }
+        }
+        if (g->source_auth) {
+            add_source_auth(cfg, g->source_auth);
         }
         cfg.groups.push_back(std::move(g.value()));
     }

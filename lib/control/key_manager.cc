@@ -120,6 +120,7 @@ config::sa_cfg sa_of(const config::group_cfg& g, const gkm::tek& t, config::dire
     keymat.insert(keymat.end(), t.salt.view().begin(), t.salt.view().end());
     s.key = config::secret_bytes(std::move(keymat));
     s.group = g.name;
+    s.source_auth = g.source_auth; // the group's source authentication applies to every SA of it
     if (dir == config::direction::in) {
         s.dst = g.dst;
         s.replay_window = g.replay_window;
