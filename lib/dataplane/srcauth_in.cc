@@ -84,13 +84,16 @@ void apply(lcore_ctx& lc, std::span<const uint16_t> idx, rte_mbuf** pkts, uint8_
             }
             s.meta[i].l3_off = h.l2_len;
             s.data[i] = rte_pktmbuf_mtod(pkts[i], const uint8_t*);
-            ++a.released;
+            ++lc.stats.auth_released;
             break;
         }
-        case srcauth::verdict::hold: verdict[i] = leave; break;
+        case srcauth::verdict::hold:
+            ++lc.stats.auth_held;
+            verdict[i] = leave;
+            break;
         case srcauth::verdict::consumed:
             rte_pktmbuf_free(pkts[i]);
-            ++a.control_consumed;
+            ++lc.stats.auth_control_used;
             verdict[i] = leave;
             break;
         case srcauth::verdict::drop: verdict[i] = static_cast<uint8_t>(to_drop_reason(d.why)); break;
@@ -126,6 +129,7 @@ void drain(lcore_ctx& lc, auth_verifier& v, drop_list& dl)
         uint8_t binding = 0;
         for (uint32_t k = 0; k < n; ++k) {
             auto* m = static_cast<rte_mbuf*>(a.settled[k].handle);
+            --lc.stats.auth_held;
             const held_info h = held_info::unpack(m->hash.usr);
             if (a.settled[k].v != srcauth::verdict::release) {
                 dl.add(m, to_drop_reason(a.settled[k].why), lc.stats);
@@ -141,7 +145,7 @@ void drain(lcore_ctx& lc, auth_verifier& v, drop_list& dl)
             }
             binding = h.binding;
             tx[ntx++] = m;
-            ++a.released;
+            ++lc.stats.auth_released;
         }
         if (ntx != 0) {
             stage_tx(lc, lc.bindings[binding], tx.data(), ntx, dl);

@@ -33,7 +33,7 @@ void tag_run(lcore_ctx& lc, auth_sender& snd, uint16_t first, uint16_t end, uint
         const bool ok = snd.sign ? a.ok[k] != 0 : uint32_t(k - first) < done;
         untagged[lc.scratch.job_pkt[k]] = !ok;
         any |= !ok;
-        a.tagged += ok;
+        lc.stats.auth_tagged += ok;
     }
 }
 
@@ -105,7 +105,7 @@ void emit_control(lcore_ctx& lc, const dp_state& st, auth_sender& snd)
     if (sa.stopped.load(std::memory_order_relaxed) != 0 || sa.expired.load(std::memory_order_relaxed) != 0) {
         return;
     }
-    srcauth_lcore& a = *lc.auth;
+    const srcauth_lcore& a = *lc.auth;
     crypto::engine& e = *lc.engine;
     std::array<rte_mbuf*, max_control> msgs;
     std::array<crypto::gcm_op, max_control> ops;
@@ -155,7 +155,7 @@ void emit_control(lcore_ctx& lc, const dp_state& st, auth_sender& snd)
         rte_pktmbuf_free_bulk(msgs.data() + tx, sent - tx);
     }
     lc.stats.tx_pkts[b.tx_port] += tx;
-    a.control_sent += tx;
+    lc.stats.auth_control_sent += tx;
 }
 
 } // namespace

@@ -85,10 +85,6 @@ struct srcauth_lcore {
     std::vector<std::unique_ptr<auth_sender>> senders;     ///< by slot; null: no sender here
     std::vector<std::unique_ptr<auth_verifier>> verifiers; ///< by slot; null: no verifier here
     uint64_t now_ns = 0;                                   ///< CLOCK_REALTIME, once per poll round
-    uint64_t tagged = 0;                                   ///< data packets tagged
-    uint64_t control_sent = 0;                             ///< bootstraps, disclosures, manifests sent
-    uint64_t released = 0;                                 ///< data packets verified and forwarded
-    uint64_t control_consumed = 0;                         ///< control messages a verifier used
     // per-burst scratch
     std::array<srcauth::tag_job, max_burst> jobs;
     std::array<uint16_t, max_burst> job_slot;

@@ -83,6 +83,14 @@ constexpr lcore_counter lcore_counters[] = {
      &dataplane::lcore_stats::reassembled},
     {"msecgw_fragments_in_total", "Outer fragments that went into reassembled ESP datagrams.",
      &dataplane::lcore_stats::fragments_in},
+    {"msecgw_srcauth_tagged_packets_total", "Clear packets tagged for source authentication.",
+     &dataplane::lcore_stats::auth_tagged},
+    {"msecgw_srcauth_control_sent_total", "Source-authentication control messages (bootstraps, disclosures, "
+     "manifests) made and sent.", &dataplane::lcore_stats::auth_control_sent},
+    {"msecgw_srcauth_released_packets_total", "Tagged packets whose source verified, forwarded in clear.",
+     &dataplane::lcore_stats::auth_released},
+    {"msecgw_srcauth_control_used_total", "Source-authentication control messages a verifier used.",
+     &dataplane::lcore_stats::auth_control_used},
 };
 
 void add_ports(std::vector<MetricFamily>& out, const stats::totals& t)

@@ -12,7 +12,9 @@ Testbed (one private network namespace):
                                           dumpcap on fx (what A sent, for the replays)
 
 TESLA: A's data frames replayed after their keys were disclosed are dropped as unsafe (the
-clock-offset bound exceeded). Manifest: A's manifests replayed are rejected.
+clock-offset bound exceeded); with every other disclosure lost (srcauth_relay.py between A and B
+instead of the bridge) every genuine packet still passes. Manifest: A's manifests replayed are
+rejected; packets of lost manifests time out and are counted, or with best_effort are released.
 """
 import hashlib
 import json
@@ -32,6 +34,7 @@ from traffic_paced import IP as IP_CMD, Netns
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SENDER = os.path.join(HERE, "traffic_paced.py")
+RELAY = os.path.join(HERE, "srcauth_relay.py")
 CLI_BIN = os.environ.get("MSECGW_CLI_BIN", os.path.join(os.path.dirname(MSECGW_BIN), "..", "msecgw-cli", "msecgw-cli"))
 DUMPCAP = shutil.which("dumpcap") or "/usr/bin/dumpcap"
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
@@ -47,7 +50,7 @@ MODES = {
     "tesla": ("interval_ms: 50, disclosure_delay: 2, clock_offset_bound_ms: 20, chain_length: 20000",
               "interval_ms: 50, disclosure_delay: 2, clock_offset_bound_ms: 20, chain_length: 20000, hold_packets: 16384"),
     "manifest": ("manifest_packets: 64, manifest_max_age_ms: 20",
-                 "manifest_packets: 64, manifest_max_age_ms: 20, hold_packets: 16384, hold_timeout_ms: 300"),
+                 "manifest_packets: 64, manifest_max_age_ms: 20, hold_packets: 16384"),
     "sign": ("", ""),
 }
 # What a forgery with a wrong tag may be dropped as, by mode (the tag is checked as far as it goes).
@@ -130,8 +133,8 @@ class SourceAuthTest(unittest.TestCase):
         ns = self.ns
         ns.run([IP_CMD, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"])
         ns.run([IP_CMD, "link", "set", "br0", "up"])
-        for a, b, index in (("ac", "ac-tx", 0x1100), ("ap", "ap-br", 0x1101), ("fx", "fx-br", 0x2200),
-                            ("bp", "bp-br", 0x3300)):
+        for a, b, index in (("ac", "ac-tx", 0x1100), ("ap", "ap-br", 0x1101), ("ar", "ar-x", 0x1102),
+                            ("fx", "fx-br", 0x2200), ("bp", "bp-br", 0x3300), ("bq", "bq-x", 0x3301)):
             ns.veth(a, b, index=index)
         for port in ("ap-br", "fx-br", "bp-br"):
             ns.run([IP_CMD, "link", "set", port, "master", "br0"])
@@ -168,9 +171,9 @@ class SourceAuthTest(unittest.TestCase):
                     logs += f"\n--- {n}\n{f.read()[-3000:]}"
         raise AssertionError(what + logs)
 
-    def config(self, mode, side):
+    def config(self, mode, side, b_extra=""):
         send, verify = MODES[mode]
-        extra = send if side == "a" else verify
+        extra = send if side == "a" else verify + b_extra
         extra = (", " + extra) if extra else ""
         if side == "a":
             sa = (f"  - {{name: g-out, dir: out, spi: {SPI:#x}, aead: aes-128-gcm, key: \"0x{KEY.hex()}\",\n"
@@ -204,7 +207,7 @@ class SourceAuthTest(unittest.TestCase):
                            capture_output=True, text=True, timeout=10)
         return json.loads(r.stdout) if r.returncode == 0 else None
 
-    def wait_for(self, pred, what, timeout=30):
+    def wait_for(self, pred, what, timeout=30, on_fail=None):
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if pred():
@@ -213,7 +216,7 @@ class SourceAuthTest(unittest.TestCase):
                 if p.poll() is not None and p.returncode != 0:
                     self.fail_with_logs(f"a process exited ({p.returncode}) while waiting for {what}")
             time.sleep(0.05)
-        self.fail_with_logs(f"timed out waiting for {what}")
+        self.fail_with_logs(f"timed out waiting for {what}" + (f": {on_fail()}" if on_fail else ""))
 
     def send(self, iface, frames, rate, name):
         pcap = self.path(f"{name}.pcap")
@@ -225,14 +228,35 @@ class SourceAuthTest(unittest.TestCase):
     def srcauth_drops(self, st):
         return {k: v for k, v in st["drops"].items() if k.startswith("srcauth_") and v}
 
-    def run_mode(self, mode):
+    def start_pair(self, mode, a_prot, b_prot, b_extra=""):
+        """B (verifying) first, then A (tagging): A's first bootstrap must find B listening."""
         empty, b_out = self.path("empty.pcap"), self.path("b_clear_out.pcap")
         write_pcap(empty, [])
-        self.start_gateway("b", [f"net_pcap0,rx_pcap={empty},tx_pcap={b_out}", live(1, "bp")],
-                           self.config(mode, "b"), self.cpu0)
-        self.start_gateway("a", [live(0, "ac"), live(1, "ap")], self.config(mode, "a"), self.cpu1)
-        for n in ("a", "b"):
-            self.wait_for(lambda: os.path.exists(self.path(f"{n}.sock")) and self.stats(n) is not None, f"{n} up")
+        self.start_gateway("b", [f"net_pcap0,rx_pcap={empty},tx_pcap={b_out}", live(1, b_prot)],
+                           self.config(mode, "b", b_extra), self.cpu0)
+        self.wait_for(lambda: os.path.exists(self.path("b.sock")) and self.stats("b") is not None, "b up")
+        self.start_gateway("a", [live(0, "ac"), live(1, a_prot)], self.config(mode, "a"), self.cpu1)
+        self.wait_for(lambda: os.path.exists(self.path("a.sock")) and self.stats("a") is not None, "a up")
+
+    def start_relay(self, drop_type, every):
+        """A's protected link to B through srcauth_relay.py, which loses some control messages."""
+        self.relay_report = self.path("relay.json")
+        p = subprocess.Popen(self.ns.cmd([PY, RELAY, "--in", "ar-x", "--out", "bq-x", "--key", KEY.hex(),
+                                          "--spi", hex(SPI), "--drop-type", str(drop_type), "--every", str(every),
+                                          "--report", self.relay_report]),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.procs.append(p)
+        self.assertEqual(p.stdout.readline().strip(), "ready", "relay started")
+        return p
+
+    def stop_relay(self, p):
+        p.terminate()
+        p.wait(timeout=10)
+        with open(self.relay_report) as f:
+            return json.load(f)
+
+    def run_mode(self, mode):
+        self.start_pair(mode, "ap", "bp")
         capture = self.path("wire.pcap")
         cap = subprocess.Popen(self.ns.cmd([DUMPCAP, "-q", "-P", "-i", "fx", "-w", capture]),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -271,14 +295,69 @@ class SourceAuthTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, err)
         return len(frames)
 
-    def finish(self):
+    def finish(self, genuine=GENUINE, forwarded=None):
+        """Stops everything; B's clear output is the genuine frames byte for byte (all of them, or
+        `forwarded` distinct ones of them) and nothing else."""
         for p in self.procs:
             if p.poll() is None:
                 p.terminate()
             p.wait(timeout=30)
         got = [f for f in read_pcap(self.path("b_clear_out.pcap"))]
-        self.assertEqual(sorted(got), sorted(clear_frame(i) for i in range(GENUINE)),
-                         "B forwards every genuine packet byte for byte, and nothing else")
+        want = [clear_frame(i) for i in range(genuine)]
+        if forwarded is None:
+            self.assertEqual(sorted(got), sorted(want), "B forwards every genuine packet byte for byte, and nothing else")
+        else:
+            self.assertEqual(len(got), forwarded, "frames B forwarded")
+            self.assertEqual(len(set(got)), len(got), "no frame forwarded twice")
+            self.assertTrue(set(got) <= set(want), "B forwards genuine frames only, byte for byte")
+
+    def send_genuine(self, n, rate):
+        p = self.send("ac-tx", [clear_frame(i) for i in range(n)], rate, "genuine")
+        _, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+
+    def test_tesla_lost_disclosures(self):
+        """Every other stand-alone disclosure lost: later ones (and data packets) carry the chain."""
+        relay = self.start_relay(drop_type=5, every=2)
+        self.start_pair("tesla", "ar", "bq")
+        n = 1000
+        self.send_genuine(n, 2000)
+        self.wait_for(lambda: self.stats("b")["tx_packets"] == n, "every genuine packet released")
+        st = self.stats("b")
+        drops = {k: v for k, v in self.srcauth_drops(st).items() if k != "srcauth_stale_control"}
+        self.assertEqual(drops, {}, "no genuine packet dropped")
+        self.assertEqual(st["srcauth_held"], 0, "nothing left held")
+        lost = self.stop_relay(relay)["dropped"]
+        self.assertGreaterEqual(len(lost), 2, "the relay lost disclosures")
+        self.finish(n)
+
+    def lost_manifests(self, best_effort):
+        relay = self.start_relay(drop_type=6, every=3)
+        self.start_pair("manifest", "ar", "bq", ", best_effort: true" if best_effort else "")
+        n = 1000
+        self.send_genuine(n, 2000)
+
+        def settled():
+            st = self.stats("b")
+            return st["tx_packets"] + st["drops"]["srcauth_timeout"] == n and st["srcauth_held"] == 0
+        self.wait_for(settled, "every genuine packet released or timed out", on_fail=lambda: self.stats("b"))
+        st = self.stats("b")
+        lost = self.stop_relay(relay)["dropped"]
+        uncovered = sum(m["digests"] for m in lost)
+        self.assertGreater(uncovered, 0, "the relay lost manifests")
+        drops = {k: v for k, v in self.srcauth_drops(st).items() if k != "srcauth_stale_control"}
+        if best_effort:
+            self.assertEqual(drops, {}, "best effort: packets of lost manifests released at the timeout")
+            self.finish(n)
+        else:
+            self.assertEqual(drops, {"srcauth_timeout": uncovered}, "packets of lost manifests time out, counted")
+            self.finish(n, forwarded=n - uncovered)
+
+    def test_manifest_lost_dropped_after_timeout(self):
+        self.lost_manifests(best_effort=False)
+
+    def test_manifest_lost_best_effort_released(self):
+        self.lost_manifests(best_effort=True)
 
     def test_tesla(self):
         st, capture = self.run_mode("tesla")
