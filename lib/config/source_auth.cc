@@ -78,7 +78,7 @@ result<void> parse_numbers(const at& a, source_auth_cfg& sa)
         {"bootstrap_period_ms", 10, 3'600'000, &sa.bootstrap_period_ms},
         {"manifest_packets", 32, 80, &sa.manifest_packets},
         {"manifest_max_age_ms", 1, 60'000, &sa.manifest_max_age_ms},
-        {"hold_packets", 1, 1u << 20, &sa.hold_packets},
+        {"hold_packets", 1, 4096, &sa.hold_packets},
         {"hold_timeout_ms", 1, 600'000, &sa.hold_timeout_ms}};
     for (const auto& [k, lo, hi, out] : fields) {
         if (!a.node[k]) {
