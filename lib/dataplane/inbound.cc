@@ -102,7 +102,10 @@ uint8_t esp_finalize(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte
     const uint16_t slot = st.in_sas[s.sa[i]]->auth_slot;
     uint8_t nh = 0;
     const uint16_t payload_len = esp::check_padding(op.data, static_cast<uint16_t>(op.len), nh);
-    if (payload_len != 0 && nh == srcauth::wire::esp_next_header) {
+    if (payload_len == 0) {
+        return static_cast<uint8_t>(drop_reason::esp_bad_trailer);
+    }
+    if (nh == srcauth::wire::esp_next_header) {
         return auth_open(lc, b, slot, m, i, op, payload_len);
     }
     if (slot != sa::no_auth_slot) {
