@@ -109,6 +109,13 @@ uint16_t stage_verify(lcore_ctx& lc, const dp_state& st, rte_mbuf** pkts, uint16
 /// packets decided since (released ones go to tx).
 void srcauth_tick(lcore_ctx& lc, const dp_state& st);
 
+/// Verifiers' timeouts and the held packets decided since: released ones to tx, the rest dropped.
+void srcauth_settle(lcore_ctx& lc);
+
+/// Worker exit: every packet still held times out (dropped as srcauth_timeout, or released with
+/// best_effort), so that the run's counters account for every packet.
+void srcauth_flush(lcore_ctx& lc);
+
 /// Inbound: ESP open (SAD, replay check, decrypt, strip), classify, policy check, replay update.
 uint16_t inb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte_mbuf** pkts, uint16_t n,
                      drop_list& dl);

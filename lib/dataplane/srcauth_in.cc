@@ -261,8 +261,19 @@ uint16_t stage_verify(lcore_ctx& lc, const dp_state& st, rte_mbuf** pkts, uint16
 
 void srcauth_tick(lcore_ctx& lc, const dp_state& st)
 {
-    srcauth_lcore& a = *lc.auth;
     srcauth_send_control(lc, st);
+    srcauth_settle(lc);
+}
+
+void srcauth_flush(lcore_ctx& lc)
+{
+    lc.auth->now_ns = UINT64_MAX / 2; // every hold timeout has passed
+    srcauth_settle(lc);
+}
+
+void srcauth_settle(lcore_ctx& lc)
+{
+    srcauth_lcore& a = *lc.auth;
     drop_list dl;
     for (auto& v : a.verifiers) {
         if (!v) {

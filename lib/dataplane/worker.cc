@@ -154,6 +154,9 @@ int worker_main(void* arg)
         quiet = poll_once(lc, pkts.data()) == 0 ? quiet + 1 : 0;
     }
     detail::reasm_expire(lc, true); // incomplete datagrams never complete now
+    if (lc.auth != nullptr) {
+        detail::srcauth_flush(lc); // held packets never get their key or manifest now
+    }
     rte_rcu_qsbr_thread_offline(lc.qsbr, lc.index);
     return 0;
 }

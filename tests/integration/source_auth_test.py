@@ -246,6 +246,12 @@ class SourceAuthTest(LiveGatewaysTestCase):
             if p.poll() is None:
                 p.terminate()
             p.wait(timeout=30)
+        for n in self.GATEWAYS:  # every packet accounted for at exit, source-auth messages included
+            with open(self.path(f"{n}.json")) as f:
+                st = json.load(f)
+            self.assertEqual(st["srcauth_held"], 0, f"{n}: nothing held after exit")
+            self.assertEqual(st["tx_packets"] + st["drops_total"],
+                             st["rx_packets"] + st["srcauth_control_sent"] - st["srcauth_control_used"], f"{n}: {st}")
         got = [f for f in read_pcap(self.path("b_clear_out.pcap"))]
         want = [clear_frame(i) for i in range(genuine)]
         if forwarded is None:
