@@ -55,11 +55,6 @@ std::string_view to_string(policy_action a)
     return "?";
 }
 
-std::string_view to_string(source_auth_mode m)
-{
-    return detail::to_string_mode(m);
-}
-
 std::string to_string(const ip_prefix& p)
 {
     if (p.is_any()) {

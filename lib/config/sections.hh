@@ -19,6 +19,5 @@ enum class auth_role : uint8_t { sender, verifier, group };
 result<std::shared_ptr<source_auth_cfg>> parse_source_auth(const at& a, auth_role role);
 /// Numbers `block` (its slot) and lists it in cfg.source_auth.
 void add_source_auth(gateway_cfg& cfg, std::shared_ptr<const source_auth_cfg>& block);
-std::string_view to_string_mode(source_auth_mode m);
 
 } // namespace msecgw::config::detail

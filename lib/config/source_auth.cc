@@ -102,16 +102,6 @@ result<void> parse_numbers(const at& a, source_auth_cfg& sa)
 
 } // namespace
 
-std::string_view to_string_mode(source_auth_mode m)
-{
-    switch (m) {
-    case source_auth_mode::tesla: return "tesla";
-    case source_auth_mode::manifest: return "manifest";
-    case source_auth_mode::sign: return "sign";
-    }
-    return "?";
-}
-
 result<std::shared_ptr<source_auth_cfg>> parse_source_auth(const at& a, auth_role role)
 {
     if (auto r = only_keys(a, {"mode", "interval_ms", "disclosure_delay", "clock_offset_bound_ms", "chain_length",
@@ -189,3 +179,17 @@ void add_source_auth(gateway_cfg& cfg, std::shared_ptr<const source_auth_cfg>& b
 }
 
 } // namespace msecgw::config::detail
+
+namespace msecgw::config {
+
+std::string_view to_string(source_auth_mode m)
+{
+    switch (m) {
+    case source_auth_mode::tesla: return "tesla";
+    case source_auth_mode::manifest: return "manifest";
+    case source_auth_mode::sign: return "sign";
+    }
+    return "?";
+}
+
+} // namespace msecgw::config

@@ -649,3 +649,41 @@ TEST(config, reassembly)
     expect_error(base("reassembly: {timeout: 5}\n"), errc::config_unknown_key, 5, "reassembly.timeout");
     expect_error(base("reassembly: 5\n"), errc::config_bad_value, 5, "reassembly");
 }
+
+TEST(config, source_auth_blocks)
+{
+    const char* pem = "/tmp/msecgw_config_test_key.pem"; // only checked readable by the loader
+    std::ofstream(pem) << "x\n";
+    const std::string sas = std::string("sas:\n") +
+                            "  - {name: o, dir: out, spi: 0x1001, aead: aes-128-gcm, key: \"" + key128 +
+                            "\",\n     source_auth: {mode: tesla, signing_key: " + pem + ", interval_ms: 50}}\n" +
+                            "  - {name: i, dir: in, spi: 0x1002, aead: aes-128-gcm, key: \"" + key128 +
+                            "\",\n     source_auth: {mode: manifest, best_effort: true, trust: [{sender: 10.1.0.0/24, "
+                            "public_key: " + pem + "}]}}\n" +
+                            "  - {name: plain, dir: in, spi: 0x1003, aead: aes-128-gcm, key: \"" + key128 + "\"}\n";
+    const std::string groups = std::string("groups:\n  - {name: g, id: 7, dst: 239.1.0.0/16,\n") +
+                               "     source_auth: {mode: sign, signing_key: " + pem + "}}\n";
+    auto c = load_string(base(groups + sas), "c.yaml");
+    ASSERT_TRUE(c.ok()) << c.err().detail;
+    ASSERT_EQ(c->source_auth.size(), 3u); // groups are parsed first
+    ASSERT_TRUE(c->groups[0].source_auth);
+    EXPECT_EQ(c->groups[0].source_auth->slot, 0u);
+    EXPECT_EQ(c->groups[0].source_auth->mode, source_auth_mode::sign);
+    const auto& t = *c->find_sa("o")->source_auth;
+    EXPECT_EQ(t.slot, 1u);
+    EXPECT_EQ(t.mode, source_auth_mode::tesla);
+    EXPECT_EQ(t.interval_ms, 50u);
+    EXPECT_EQ(t.disclosure_delay, 2u); // defaults
+    EXPECT_EQ(t.clock_offset_bound_ms, 20u);
+    EXPECT_EQ(t.signing_key, pem);
+    EXPECT_EQ(t.where, "sas[0].source_auth");
+    const auto& m = *c->find_sa("i")->source_auth;
+    EXPECT_EQ(m.slot, 2u);
+    EXPECT_TRUE(m.best_effort);
+    ASSERT_EQ(m.trust.size(), 1u);
+    EXPECT_EQ(to_string(m.trust[0].sender), "10.1.0.0/24");
+    EXPECT_EQ(m.hold_packets, 1024u);
+    EXPECT_FALSE(c->find_sa("plain")->source_auth);
+    EXPECT_EQ(to_string(source_auth_mode::manifest), "manifest");
+    std::remove(pem);
+}
