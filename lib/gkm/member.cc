@@ -2,6 +2,7 @@
 
 #include "gkm.hh"
 #include "ike_sa.hh"
+#include "lkh.hh"
 #include "registration.hh"
 #include "rekey.hh"
 
@@ -75,6 +76,17 @@ struct group_member::impl {
     };
     std::optional<rekey_sa> rekey;
 
+    /// Key tree groups: the path keys (the KEK derives from the root) and the parts of the
+    /// membership rekey being collected.
+    std::optional<lkh_member_keys> key_path;
+    struct lkh_parts {
+        uint32_t epoch = 0;
+        uint16_t count = 0;
+        std::map<uint16_t, bytes> parts;  ///< encoded KD payload by part index
+    };
+    std::optional<lkh_parts> collecting;
+    std::optional<udp_socket> multicast;  ///< joined to the KEK policy's rekey address
+
     void transmit(byte_view data)
     {
         if (config.observer) {
@@ -102,6 +114,8 @@ struct group_member::impl {
         if (s == member_state::rejected) {
             membership.reset();  // refused on re-registration: the keys we held are revoked
             rekey.reset();
+            key_path.reset();
+            collecting.reset();
         }
     }
 
@@ -116,7 +130,14 @@ struct group_member::impl {
     void handle_auth_response(const message& m, byte_view wire, clock::time_point now);
     bool verify_gcks(const std::vector<payload>& answer);
     result<group_membership> accept_keys(const std::vector<payload>& answer, byte_view kwk, uint32_t kwk_id) const;
-    result<rekey_sa> accept_kek(const std::vector<payload>& answer) const;
+    result<rekey_sa> accept_kek(const std::vector<payload>& answer);
+    /// Joins the multicast rekey address the KEK policy names (if any, and not joined yet).
+    void join_rekey_address(const gsa_policy& kek);
+    /// A part of a membership rekey (key tree groups): collect, then apply with all parts.
+    void handle_key_tree_part(const kd_payload& kd, clock::time_point now);
+    /// A GSA_REKEY for our rekey SA that does not open under our KEK: in a key tree group, a
+    /// membership rekey we could not apply came before it.
+    void handle_unopenable_rekey(const message& m, clock::time_point now);
     /// AUTH_KEY of a GSA_AUTH answer: becomes the rekey verification key (or must match the configured one).
     result<void> accept_auth_key(const std::vector<payload>& answer);
     void handle_rekey(const message& m, byte_view wire, clock::time_point now);
@@ -423,7 +444,7 @@ result<group_membership> group_member::impl::accept_keys(const std::vector<paylo
     return out;
 }
 
-auto group_member::impl::accept_kek(const std::vector<payload>& answer) const -> result<rekey_sa>
+auto group_member::impl::accept_kek(const std::vector<payload>& answer) -> result<rekey_sa>
 {
     const auto* gsa = find_payload<gsa_payload>(answer, payload_type::gsa);
     const auto* kd = find_payload<kd_payload>(answer, payload_type::kd);
@@ -438,6 +459,25 @@ auto group_member::impl::accept_kek(const std::vector<payload>& answer) const ->
     if (initial == nullptr || !initial->as_uint() || *initial->as_uint() == 0) {
         return make_error(reason::bad_attribute, "GSA_INITIAL_MESSAGE_ID");
     }
+    join_rekey_address(*kek);
+    const uint32_t last_id = static_cast<uint32_t>(*initial->as_uint() - 1);
+    key_path.reset();
+    collecting.reset();
+    for (const key_bag& bag : kd->bags) {
+        // Key tree: the epoch, then the path keys under GSK_w; the KEK derives from the root.
+        const attribute* epoch = bag.type == key_bag_type::member ? find_attribute(bag.attributes, lkh_epoch_attribute) : nullptr;
+        if (epoch == nullptr) {
+            continue;
+        }
+        result<std::vector<lkh_path_key>> path = decode_lkh_path(bag.attributes, sa->wrap_key().view());
+        result<lkh_member_keys> keys = path ? lkh_member_keys::from_path(*path, uint32_t(epoch->as_uint().value_or(0)))
+                                            : result<lkh_member_keys>(path.err());
+        if (!keys || !epoch->as_uint()) {
+            return make_error(reason::bad_attribute, "key tree path: " + (keys ? std::string("epoch") : keys.err().detail));
+        }
+        key_path = std::move(*keys);
+        return rekey_sa{kek->spi, lkh_kek(key_path->group_key()), last_id};
+    }
     for (const key_bag& bag : kd->bags) {
         const attribute* wrap = bag.type == key_bag_type::member
                                     ? find_attribute(bag.attributes, uint16_t(member_key_attribute::wrap_key))
@@ -450,7 +490,7 @@ auto group_member::impl::accept_kek(const std::vector<payload>& answer) const ->
         if (!key || key->size() != kek_key_size + gcm_salt_size) {
             return make_error(reason::bad_attribute, "WRAP_KEY");
         }
-        return rekey_sa{kek->spi, std::move(*key), static_cast<uint32_t>(*initial->as_uint() - 1)};
+        return rekey_sa{kek->spi, std::move(*key), last_id};
     }
     return make_error(reason::missing_payload, "no WRAP_KEY for the KEK");
 }
@@ -516,8 +556,23 @@ void group_member::impl::handle_rekey(const message& m, byte_view wire, clock::t
         return;
     }
     result<std::vector<payload>> inner = open_message(m, wire, rekey->kek.view());
-    if (!inner || !rekey_signature_ok(m, *inner)) {
+    if (!inner) {
+        handle_unopenable_rekey(m, now);
+        return;
+    }
+    if (!rekey_signature_ok(m, *inner)) {
         ++counters.rekeys_forged;
+        return;
+    }
+    const auto* kd = find_payload<kd_payload>(*inner, payload_type::kd);
+    if (key_path && kd != nullptr && find_payload<gsa_payload>(*inner, payload_type::gsa) == nullptr) {
+        const uint32_t missed = m.header.message_id - rekey->last_message_id - 1;
+        rekey->last_message_id = m.header.message_id;
+        counters.rekeys_missed += missed;
+        handle_key_tree_part(*kd, now);
+        if (missed != 0 && config.reregister_on_gap && phase == member_state::registered) {
+            recover(now);
+        }
         return;
     }
     result<group_membership> keys = accept_keys(*inner, rekey->kek.view().first(kek_key_size), kwk_id_kek);
@@ -539,6 +594,89 @@ void group_member::impl::handle_rekey(const message& m, byte_view wire, clock::t
     if (missed != 0 && config.reregister_on_gap && phase == member_state::registered) {
         recover(now);  // the rekeys we missed may have carried more than the TEK
     }
+}
+
+void group_member::impl::handle_key_tree_part(const kd_payload& kd, clock::time_point now)
+{
+    const attribute* head = kd.bags.size() == 1 && kd.bags.front().type == key_bag_type::member &&
+                                    !kd.bags.front().attributes.empty()
+                                ? &kd.bags.front().attributes.front()
+                                : nullptr;
+    wire_reader r(head ? byte_view(head->value) : byte_view());
+    auto epoch = r.u32();
+    auto index = r.u16();
+    auto count = r.u16();
+    if (head == nullptr || head->type != lkh_part_attribute || !epoch || !index || !count || *index >= *count) {
+        ++counters.rekeys_forged;  // signed by the GCKS but not a membership rekey we understand
+        return;
+    }
+    if (!collecting || collecting->epoch != *epoch || collecting->count != *count) {
+        collecting = lkh_parts{*epoch, *count, {}};
+    }
+    const payload p{payload_type::kd, false, kd};
+    bytes encoded;
+    encode_payload_chain(encoded, std::span<const payload>(&p, 1));
+    collecting->parts[*index] = std::move(encoded);
+    ++counters.rekeys_accepted;
+    if (collecting->parts.size() < collecting->count) {
+        return;
+    }
+    std::vector<bytes> parts;
+    for (auto& [i, part] : collecting->parts) {
+        parts.push_back(std::move(part));
+    }
+    collecting.reset();
+    result<lkh_rekey_index> index_of_keys = decode_lkh_rekey(parts);
+    result<void> applied = index_of_keys ? key_path->apply(*index_of_keys) : result<void>(index_of_keys.err());
+    if (!applied) {
+        // Evicted, or a missed membership rekey: the path keys are stale. Re-register (refused
+        // if we were removed from the group, which then drops the keys).
+        ++counters.key_tree_failures;
+        last_error = "membership rekey: " + applied.err().detail;
+        if (config.reregister_on_gap && phase == member_state::registered) {
+            recover(now);
+        }
+        return;
+    }
+    ++counters.key_tree_rekeys;
+    rekey->kek = lkh_kek(key_path->group_key());
+}
+
+void group_member::impl::handle_unopenable_rekey(const message& m, clock::time_point now)
+{
+    ++counters.rekeys_forged;
+    // Not authenticated, so only a hint: a Message ID gap, or parts still missing, mean the KEK
+    // moved on without us. A re-registration is authenticated; at most one runs at a time.
+    const bool gap = m.header.message_id > rekey->last_message_id + 1;
+    if (key_path && (gap || collecting) && config.reregister_on_gap && phase == member_state::registered) {
+        collecting.reset();
+        recover(now);
+    }
+}
+
+void group_member::impl::join_rekey_address(const gsa_policy& kek)
+{
+    const attribute* where = find_attribute(kek.attributes, rekey_address_attribute);
+    if (where == nullptr) {
+        return;
+    }
+    wire_reader r(where->value);
+    auto address = r.u32();
+    auto port = r.u16();
+    if (!address || !port || !r.at_end() || !udp_socket::is_multicast(*address)) {
+        return;
+    }
+    const endpoint group{*address, *port};
+    if (multicast && multicast->local() == group) {
+        return;
+    }
+    const uint32_t interface = config.multicast_interface != 0 ? config.multicast_interface : config.local.address;
+    result<udp_socket> s = udp_socket::open_multicast(group, interface);
+    if (!s) {
+        last_error = s.err().detail;  // no rekeys reach us: the TEK lifetime makes us re-register
+        return;
+    }
+    multicast = std::move(*s);
 }
 
 void group_member::impl::write_keylog() const
@@ -589,6 +727,9 @@ void group_member::tick(clock::time_point now)
     while (std::optional<received_datagram> dg = _s->socket.receive()) {
         _s->handle(*dg, now);
     }
+    while (std::optional<received_datagram> dg = _s->multicast ? _s->multicast->receive() : std::nullopt) {
+        _s->handle(*dg, now);
+    }
     _s->retransmit_if_due(now);
     _s->check_recovery(now);
 }
@@ -631,6 +772,19 @@ const endpoint& group_member::local() const
 int group_member::fd() const
 {
     return _s->socket.fd();
+}
+
+int group_member::rekey_fd() const
+{
+    return _s->multicast ? _s->multicast->fd() : -1;
+}
+
+std::optional<uint32_t> group_member::key_tree_epoch() const
+{
+    if (!_s->key_path) {
+        return std::nullopt;
+    }
+    return _s->key_path->epoch();
 }
 
 } // namespace msecgw::gkm

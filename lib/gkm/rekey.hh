@@ -13,6 +13,9 @@ namespace msecgw::gkm {
 
 inline constexpr size_t kek_key_size = 32;
 inline constexpr uint32_t kwk_id_kek = 1;
+/// KEK policy attribute (private use): the IPv4 multicast address (4) and UDP port (2) the GCKS
+/// sends GSA_REKEY to; members join it.
+inline constexpr uint16_t rekey_address_attribute = 16386;
 
 /// RFC 7427 AlgorithmIdentifier for ecdsa-with-SHA256, preceded by its length.
 inline constexpr uint8_t ecdsa_sha256_prefix[] = {0x0c, 0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86,
