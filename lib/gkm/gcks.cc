@@ -611,20 +611,7 @@ std::vector<endpoint> gcks::impl::destinations(const group_runtime& g) const
 result<void> gcks::impl::send_rekey(const group_runtime& g, std::vector<payload> inner, uint32_t message_id, byte_view kek,
                                     std::span<const endpoint> to)
 {
-    wire_reader spi(g.kek_spi);
-    const uint64_t spi_i = *spi.u64();
-    ike_header h{spi_i, *spi.u64(), payload_type::none, ike_version_2, exchange_type::gsa_rekey,
-                 flag_initiator, message_id, 0};
-    result<bytes> signature = signer.sign(rekey_signed_octets(h, inner));
-    if (!signature) {
-        return signature.err();
-    }
-    bytes auth_data(std::begin(ecdsa_sha256_prefix), std::end(ecdsa_sha256_prefix));
-    auth_data.insert(auth_data.end(), signature->begin(), signature->end());
-    inner.push_back(payload{payload_type::auth, false, auth_payload{auth_method::digital_signature, std::move(auth_data)}});
-    bytes iv;
-    wire_writer(iv).u64(h.message_id);  // unique per KEK: Message IDs never repeat
-    result<bytes> wire = seal_message(h, inner, kek, iv);
+    result<bytes> wire = seal_rekey(signer, g.kek_spi, message_id, std::move(inner), kek);
     if (!wire) {
         return wire.err();
     }

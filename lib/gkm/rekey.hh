@@ -7,6 +7,7 @@
 /// followed by the encoded GSA and KD payloads. TEKs in the KD are wrapped under the KEK's key
 /// (KWK ID 1).
 
+#include "crypto.hh"
 #include "message.hh"
 
 namespace msecgw::gkm {
@@ -33,5 +34,10 @@ inline bytes rekey_signed_octets(const ike_header& h, std::span<const payload> s
     encode_payload_chain(out, signed_payloads);
     return out;
 }
+
+/// One GSA_REKEY datagram: HDR(kek_spi, message_id), SK{inner, AUTH} with AUTH signed by signer,
+/// sealed under kek (key ‖ salt) with the Message ID as IV (unique per KEK).
+result<bytes> seal_rekey(const signing_key& signer, byte_view kek_spi, uint32_t message_id, std::vector<payload> inner,
+                         byte_view kek);
 
 } // namespace msecgw::gkm

@@ -7,6 +7,7 @@
 // The GCKS's clock is frozen (gcks_time) where a test needs joins and leaves in one batch, so
 // nothing depends on how fast this machine is.
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -363,4 +364,26 @@ TEST_F(gkm_key_tree, RestartKeepsTheTreeAndTheQueuedEviction)
         EXPECT_EQ(members[i]->counters().key_tree_rekeys, 1u) << ids[i];
     }
     std::filesystem::remove_all(dir);
+}
+
+TEST_F(gkm_key_tree, MemberThatMissesAPartReregistersAndCatchesUp)
+{
+    gcks_config c = tree_config();
+    c.groups[0].rekey_mtu = gsa_rekey_envelope_bytes + 100;  // several parts per membership rekey
+    start_gcks(std::move(c));
+    for (const char* id : {"gm-a", "gm-b", "gm-c", "gm-d"}) {
+        join(id);
+    }
+    ASSERT_TRUE(drive([&] { return all_current({0, 1, 2, 3}); }));
+    const uint32_t epoch = server->status(7)->key_tree_epoch;
+    ASSERT_EQ(server->evict("gm-d"), 1u);
+    server->tick(clock::now());  // commits and sends the parts and the TEK rekey
+    ASSERT_EQ(server->status(7)->key_tree_epoch, epoch + 1);
+    uint8_t discard[2048];
+    ASSERT_GT(::recv(members[0]->fd(), discard, sizeof discard, MSG_DONTWAIT), 0);  // gm-a loses part 0
+
+    ASSERT_TRUE(drive([&] { return all_current({0, 1, 2}) && members[0]->counters().reregistrations >= 1; }))
+        << members[0]->last_error();
+    EXPECT_EQ(members[1]->counters().reregistrations, 0u);
+    EXPECT_GE(members[0]->counters().rekeys_missed, 1u);
 }
