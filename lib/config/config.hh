@@ -153,6 +153,14 @@ struct group_cfg {
     std::vector<std::string> members;       ///< key server: identities that may join
     std::vector<std::string> senders;       ///< key server: identities that may send (get a Sender-ID)
     uint32_t replay_window = 1024;          ///< this gateway's inbound SAs of the group
+    // [E2] key server: LKH key tree and GSA_REKEY delivery (lib/gkm/README.md "Key tree in the protocol")
+    bool key_tree = false;                  ///< LKH tree: evictions take effect at the next batch
+    uint32_t lkh_arity = 2;
+    uint32_t lkh_max_members = 4096;
+    uint32_t rekey_batch_ms = 0;            ///< joins and leaves collected this long
+    std::optional<udp_endpoint> rekey_address;  ///< IPv4 multicast group for GSA_REKEY; unset: unicast
+    uint32_t rekey_ttl = 1;
+    std::string rekey_interface;            ///< IP_MULTICAST_IF address; empty: the listen address
     int line = 0;
 };
 

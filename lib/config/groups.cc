@@ -93,7 +93,8 @@ result<secret_bytes> psk_at(const at& a)
 result<group_cfg> parse_group(const at& a)
 {
     if (auto r = only_keys(a, {"name", "id", "src", "dst", "aead", "tek_lifetime_seconds", "rekey_period_seconds",
-                               "sender_id_bits", "members", "senders", "replay_window"});
+                               "sender_id_bits", "members", "senders", "replay_window", "key_tree", "lkh_arity",
+                               "lkh_max_members", "rekey_batch_ms", "rekey_address", "rekey_ttl", "rekey_interface"});
         !r) {
         return r.err();
     }
@@ -133,7 +134,11 @@ result<group_cfg> parse_group(const at& a)
         {"id", 1, UINT32_MAX, &g.id},
         {"tek_lifetime_seconds", 10, 86400 * 7, &g.tek_lifetime_seconds},
         {"rekey_period_seconds", 0, 86400 * 7, &g.rekey_period_seconds},
-        {"replay_window", 0, 65536, &g.replay_window}};
+        {"replay_window", 0, 65536, &g.replay_window},
+        {"lkh_arity", 2, 16, &g.lkh_arity},
+        {"lkh_max_members", 2, 1u << 24, &g.lkh_max_members},
+        {"rekey_batch_ms", 0, 10'000, &g.rekey_batch_ms},
+        {"rekey_ttl", 1, 255, &g.rekey_ttl}};
     for (const auto& [k, lo, hi, out] : u32s) {
         if (auto r = optional_integer(a, k, lo, hi, out); !r) {
             return r.err();
@@ -146,6 +151,34 @@ result<group_cfg> parse_group(const at& a)
     }
     if (auto r = optional_integer(a, "sender_id_bits", 1, max_sender_id_bits, &g.sender_id_bits); !r) {
         return r.err();
+    }
+    if (a.node["key_tree"]) {
+        auto on = one_of(a.child(a.node["key_tree"], "key_tree"), {"true", "false"});
+        if (!on) {
+            return on.err();
+        }
+        g.key_tree = *on == "true";
+    }
+    if (a.node["rekey_address"]) {
+        const at where = a.child(a.node["rekey_address"], "rekey_address");
+        auto e = endpoint_at(where, udp_endpoint{"", 848});
+        if (!e) {
+            return e.err();
+        }
+        in_addr addr{};
+        ::inet_pton(AF_INET, e->address.c_str(), &addr);
+        if (!IN_MULTICAST(ntohl(addr.s_addr)) || e->port == 0) {
+            return where.fail(errc::config_bad_value, "expected an IPv4 multicast group and a port, got '" + e->address +
+                                                          ":" + std::to_string(e->port) + "'");
+        }
+        g.rekey_address = *e;
+    }
+    if (a.node["rekey_interface"]) {
+        auto e = endpoint_at(a.child(a.node["rekey_interface"], "rekey_interface"), udp_endpoint{});
+        if (!e) {
+            return e.err();
+        }
+        g.rekey_interface = e->address;
     }
     for (const char* k : {"members", "senders"}) {
         if (a.node[k]) {

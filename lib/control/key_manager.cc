@@ -69,6 +69,25 @@ result<gkm::gcks_config> gcks_config_of(const config::gateway_cfg& cfg)
         gc.tek_lifetime_seconds = g.tek_lifetime_seconds;
         gc.rekey_period_seconds = g.rekey_period_seconds;
         gc.sender_id_bits = g.sender_id_bits;
+        gc.key_tree = g.key_tree;
+        gc.lkh_arity = g.lkh_arity;
+        gc.lkh_max_members = g.lkh_max_members;
+        gc.rekey_batch_ms = g.rekey_batch_ms;
+        gc.rekey_ttl = static_cast<uint8_t>(g.rekey_ttl);
+        if (g.rekey_address) {
+            auto e = endpoint_of(*g.rekey_address);
+            if (!e) {
+                return e.err();
+            }
+            gc.rekey_address = *e;
+        }
+        if (!g.rekey_interface.empty()) {
+            auto e = gkm::endpoint::parse(g.rekey_interface, 0);
+            if (!e) {
+                return e.err();
+            }
+            gc.rekey_interface = e->address;
+        }
         c.groups.push_back(std::move(gc));
     }
     c.state_path = ks.state_path;
