@@ -805,13 +805,15 @@ result<void> gcks::impl::commit_batch(group_runtime& g)
     std::vector<pending_join> joins = std::move(t.joins);
     t.joins.clear();
     for (pending_join& j : joins) {
-        t.members.emplace(j.leaf, lkh_member_record{j.leaf, j.identity, j.address, false});
+        lkh_member_record& record = t.members.emplace(j.leaf, lkh_member_record{j.leaf, j.identity, j.address, false}).first->second;
         auto it = sessions.find(j.session);
         if (it == sessions.end() || !it->second.awaiting_commit) {
-            continue;  // its IKE SA expired meanwhile: the member registers again
+            queue_leave(g, record);  // its IKE SA expired meanwhile: nobody holds the leaf
+            continue;
         }
         std::vector<payload> keys = key_download(it->second, g, j.sender, j.identity, j.leaf);
         if (keys.empty()) {
+            queue_leave(g, record);
             j.answer.push_back(notify(notify_type::registration_failed));
         } else {
             ++counters.registrations;
