@@ -39,6 +39,7 @@ DUMPCAP = shutil.which("dumpcap") or "/usr/bin/dumpcap"
 MAGIC = b"MSKM"
 N_PER_SENDER, RATE = 4000, 500.0  # 8 s of traffic from each sender: about four rekeys
 GCKS_PORT = 18848
+METRICS_PORT = 19464  # inside the test's own network namespace
 PSK = {"gw-a1": "0x" + bytes(range(16, 48)).hex(), "gw-a2": "0x" + bytes(range(48, 80)).hex(),
        "gw-b": "0x" + bytes(range(80, 112)).hex(), "gw-x": "0x" + bytes(range(112, 144)).hex()}
 
@@ -144,7 +145,7 @@ class KeyTestbed(unittest.TestCase):
         logs = "".join(f"\n--- {n}\n{self.log(n)[-3000:]}" for n in self.names if os.path.exists(self.path(f"{n}.log")))
         raise AssertionError(what + logs)
 
-    def start_gateway(self, name, vdevs, text, worker_cpu):
+    def start_gateway(self, name, vdevs, text, worker_cpu, extra=()):
         cfg = self.path(f"{name}.yaml")
         with open(cfg, "w") as f:
             f.write(text)
@@ -153,7 +154,7 @@ class KeyTestbed(unittest.TestCase):
         for v in vdevs:
             args += ["--vdev", v]
         args += ["--", "--config", cfg, "--stats-json", self.path(f"{name}.json"),
-                 "--cli-socket", self.path(f"{name}.sock")]
+                 "--cli-socket", self.path(f"{name}.sock"), *extra]
         self.names.append(name)
         with open(self.path(f"{name}.log"), "w") as log:
             p = subprocess.Popen(self.ns.cmd(args), stdout=log, stderr=subprocess.STDOUT)
@@ -259,7 +260,8 @@ class KeyManagedGroupTest(KeyTestbed):
         write_pcap(empty, [])
         b_out = self.path("b_clear_out.pcap")
         a1 = self.start_gateway("a1", [live(0, "a1c"), live(1, "a1p")],
-                                config(self.path("state-a1"), "gw-a1", True, key_server=True), self.cpu1)
+                                config(self.path("state-a1"), "gw-a1", True, key_server=True), self.cpu1,
+                                extra=["--metrics", f"127.0.0.1:{METRICS_PORT}"])
         a2 = self.start_gateway("a2", [live(0, "a2c"), live(1, "a2p")],
                                 config(self.path("state-a2"), "gw-a2", True), self.cpu1)
         b = self.start_gateway("b", [f"net_pcap0,rx_pcap={empty},tx_pcap={b_out}", live(1, "bp")],
@@ -283,6 +285,7 @@ class KeyManagedGroupTest(KeyTestbed):
         last_spi = self.group_of("a1")["server_tek_spi"]
         a1_group = self.group_of("a1")
         b_group = self.group_of("b")
+        scrape = self.scrape(METRICS_PORT)
         time.sleep(1.0)  # the last frames drain through the gateways
         self.stop([cap])
         self.stop([a1, a2, b])
@@ -312,6 +315,28 @@ class KeyManagedGroupTest(KeyTestbed):
         self.assertEqual(len(set(wire)), len(wire), "an (SPI, IV) pair repeated: a (key, nonce) reuse")
         senders_in_iv = {iv >> 48 for _, iv in wire}
         self.assertEqual(senders_in_iv, {sid["a1"], sid["a2"]}, "IVs carry the two Sender-IDs (16 bits)")
+
+        # 5. A real scrape of A1 (key server and member): promtool accepts it, the key-management
+        # counters agree with what happened.
+        promtool = shutil.which("promtool") or "/usr/bin/promtool"
+        r = subprocess.run([promtool, "check", "metrics"], input=scrape, capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        m = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in scrape.splitlines()
+             if line and not line.startswith("#")}
+        self.assertEqual(m["msecgw_gkm_server_registrations_total"], 3, "a1, a2 and b registered once each")
+        self.assertEqual(m['msecgw_gkm_server_group_members{group="video"}'], 3)
+        self.assertGreaterEqual(m["msecgw_gkm_server_periodic_rekeys_total"], 3)
+        self.assertEqual(m['msecgw_gkm_member_registered{group="video"}'], 1)
+        self.assertEqual(m['msecgw_gkm_member_rekeys_total{group="video",result="forged"}'], 0)
+        self.assertEqual(m['msecgw_gkm_member_rekeys_total{group="video",result="accepted"}'],
+                         a1_group["rekeys_accepted"])
+        self.assertEqual(m['msecgw_gkm_server_refusals_total{reason="authorization_failed"}'], 0)
+
+    def scrape(self, port):
+        code = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/metrics', timeout=10).read().decode(), end='')"
+        r = subprocess.run(self.ns.cmd([sys.executable, "-c", code]), capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
 
 
 class KeyServerAloneTest(KeyTestbed):
