@@ -134,6 +134,22 @@ TEST(config_keys, Defaults)
     EXPECT_EQ(c.member->deactivation_delay_ms, 5000u);
 }
 
+TEST(config_keys, Certificates)
+{
+    const gateway_cfg c = load_ok(base(
+        group() + "key_server:\n  certificate_file: /etc/msecgw/gcks.crt\n  private_key_file: /etc/msecgw/gcks.key\n"
+                  "  ca_file: /etc/msecgw/ca.crt\n" +
+        "member:\n  identity: gw-a\n  key_server: 127.0.0.1\n  certificate_file: /etc/msecgw/gw-a.crt\n"
+        "  private_key_file: /etc/msecgw/gw-a.key\n  ca_file: /etc/msecgw/ca.crt\n"));
+    EXPECT_EQ(c.key_server->certificates.certificate_file, "/etc/msecgw/gcks.crt");
+    EXPECT_EQ(c.key_server->certificates.private_key_file, "/etc/msecgw/gcks.key");
+    EXPECT_EQ(c.key_server->certificates.ca_file, "/etc/msecgw/ca.crt");
+    EXPECT_TRUE(c.key_server->peers.empty()) << "with ca_file, members need no peers entry";
+    EXPECT_EQ(c.member->psk.size(), 0u);
+    EXPECT_EQ(c.member->certificates.certificate_file, "/etc/msecgw/gw-a.crt");
+    EXPECT_EQ(c.member->key_server, (udp_endpoint{"127.0.0.1", 848}));
+}
+
 TEST(config_keys, AKeyServerAloneNeedsNoPorts)
 {
     const gateway_cfg c = load_ok(group() + key_server());
@@ -190,7 +206,9 @@ TEST(config_keys, KeyServerErrors)
 TEST(config_keys, MemberAndGroupPolicyErrors)
 {
     expect_error(base(group() + "member:\n  identity: gw-a\n  key_server: 127.0.0.1:848\n"),
-                 errc::config_missing_key, 8, "member", "'psk'");
+                 errc::config_missing_key, 8, "member", "'psk' (or certificate_file");
+    expect_error(base(group() + "member:\n  identity: gw-a\n  key_server: 127.0.0.1:848\n  certificate_file: /c\n"),
+                 errc::config_missing_key, 8, "member", "go together");
     expect_error(base(group() + member("  dh_group: 14\n")), errc::config_bad_value, 11, "member.dh_group", "19, 31");
     expect_error(base(group() + member("  local_address: 127.0.0.1:500\n")), errc::config_bad_value, 11,
                  "member.local_address", "address only");
