@@ -180,6 +180,14 @@ struct admission_cfg {
     uint32_t finished_linger_ms = 60'000;
 };
 
+/// X.509 authentication (RFC 7427 signatures; PEM files). The certificate's commonName is the
+/// identity; ca_file verifies the peers' certificates.
+struct certificate_cfg {
+    std::string certificate_file;
+    std::string private_key_file;
+    std::string ca_file;
+};
+
 /// The embedded key server (GCKS): this process hands out the groups' keys.
 struct key_server_cfg {
     udp_endpoint listen;
@@ -188,13 +196,15 @@ struct key_server_cfg {
     std::string state_path;          ///< SQLite database; empty = state in memory only
     std::string storage_key_file;    ///< 256-bit key wrapping every key in state_path (mode 0600)
     admission_cfg admission;
+    certificate_cfg certificates;    ///< sign our AUTH; accept members signing with a certificate
     int line = 0;
 };
 
 /// This gateway as a group member: it registers for every group its policies name.
 struct member_cfg {
     std::string identity;
-    secret_bytes psk;
+    secret_bytes psk;                ///< empty with a certificate
+    certificate_cfg certificates;    ///< sign with a certificate instead of psk; ca_file for a signing key server
     udp_endpoint key_server;
     std::string key_server_identity = "gcks";
     std::string local_address = "0.0.0.0"; ///< where our IKE socket binds (port chosen by the kernel)

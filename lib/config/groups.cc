@@ -90,6 +90,25 @@ result<secret_bytes> psk_at(const at& a)
     return psk;
 }
 
+/// certificate_file, private_key_file, ca_file (paths; the first two together).
+result<void> parse_certificates(const at& a, certificate_cfg& c)
+{
+    for (const char* k : {"certificate_file", "private_key_file", "ca_file"}) {
+        if (a.node[k]) {
+            auto v = scalar(a.child(a.node[k], k));
+            if (!v || v->empty()) {
+                return v ? a.child(a.node[k], k).fail(errc::config_bad_value, "expected a path") : v.err();
+            }
+            const std::string_view key(k);
+            (key == "certificate_file" ? c.certificate_file : key == "private_key_file" ? c.private_key_file : c.ca_file) = *v;
+        }
+    }
+    if (c.certificate_file.empty() != c.private_key_file.empty()) {
+        return a.fail(errc::config_missing_key, "certificate_file and private_key_file go together");
+    }
+    return {};
+}
+
 result<group_cfg> parse_group(const at& a)
 {
     if (auto r = only_keys(a, {"name", "id", "src", "dst", "aead", "tek_lifetime_seconds", "rekey_period_seconds",
@@ -288,7 +307,9 @@ result<void> parse_groups(const at& a, gateway_cfg& cfg)
 
 result<void> parse_key_server(const at& a, gateway_cfg& cfg)
 {
-    if (auto r = only_keys(a, {"listen", "identity", "peers", "state_path", "storage_key_file", "admission"}); !r) {
+    if (auto r = only_keys(a, {"listen", "identity", "peers", "state_path", "storage_key_file", "admission",
+                               "certificate_file", "private_key_file", "ca_file"});
+        !r) {
         return r;
     }
     key_server_cfg ks;
@@ -325,10 +346,16 @@ result<void> parse_key_server(const at& a, gateway_cfg& cfg)
         }
         ks.admission = *ad;
     }
+    if (auto r = parse_certificates(a, ks.certificates); !r) {
+        return r;
+    }
     if (cfg.groups.empty()) {
         return a.fail(errc::config_missing_key, "a key server needs groups (top-level key 'groups')");
     }
     for (const auto& g : cfg.groups) {
+        if (!ks.certificates.ca_file.empty()) {
+            continue; // members may prove their identity with a certificate instead of a peers entry
+        }
         for (const auto& m : g.members) {
             const bool known = std::any_of(ks.peers.begin(), ks.peers.end(),
                                            [&](const psk_peer_cfg& p) { return p.identity == m; });
@@ -345,12 +372,16 @@ result<void> parse_key_server(const at& a, gateway_cfg& cfg)
 result<void> parse_member(const at& a, gateway_cfg& cfg)
 {
     if (auto r = only_keys(a, {"identity", "psk", "key_server", "key_server_identity", "local_address", "dh_group",
-                               "activation_delay_ms", "deactivation_delay_ms"});
+                               "activation_delay_ms", "deactivation_delay_ms", "certificate_file", "private_key_file",
+                               "ca_file"});
         !r) {
         return r;
     }
-    if (auto r = require(a, {"identity", "psk", "key_server"}); !r) {
+    if (auto r = require(a, {"identity", "key_server"}); !r) {
         return r;
+    }
+    if (!a.node["psk"] && !a.node["certificate_file"]) {
+        return a.fail(errc::config_missing_key, "missing key 'psk' (or certificate_file and private_key_file)");
     }
     member_cfg m;
     m.line = a.line();
@@ -363,11 +394,16 @@ result<void> parse_member(const at& a, gateway_cfg& cfg)
             (std::string_view(k) == "identity" ? m.identity : m.key_server_identity) = *v;
         }
     }
-    auto psk = psk_at(a.child(a.node["psk"], "psk"));
-    if (!psk) {
-        return psk.err();
+    if (a.node["psk"]) {
+        auto psk = psk_at(a.child(a.node["psk"], "psk"));
+        if (!psk) {
+            return psk.err();
+        }
+        m.psk = std::move(psk.value());
     }
-    m.psk = std::move(psk.value());
+    if (auto r = parse_certificates(a, m.certificates); !r) {
+        return r;
+    }
     auto ks = endpoint_at(a.child(a.node["key_server"], "key_server"), m.key_server);
     if (!ks) {
         return ks.err();

@@ -92,6 +92,7 @@ result<gkm::gcks_config> gcks_config_of(const config::gateway_cfg& cfg)
     }
     c.state_path = ks.state_path;
     c.storage_key_path = ks.storage_key_file;
+    c.certificates = {ks.certificates.certificate_file, ks.certificates.private_key_file, ks.certificates.ca_file};
     const auto& a = ks.admission;
     c.admission.half_open_timeout = std::chrono::milliseconds(a.half_open_timeout_ms);
     c.admission.max_half_open = a.max_half_open;
@@ -218,6 +219,7 @@ result<std::unique_ptr<key_manager>> key_manager::create(const config::gateway_c
         c.gcks = *server;
         c.identity = mc.identity;
         c.psk = gkm::bytes(mc.psk.bytes());
+        c.certificates = {mc.certificates.certificate_file, mc.certificates.private_key_file, mc.certificates.ca_file};
         c.gcks_identity = mc.key_server_identity;
         c.group_id = g.id;
         c.sender = m->sender;

@@ -158,6 +158,7 @@ struct gcks::impl {
     gcks_config config;
     udp_socket socket;
     signing_key signer;
+    certificate_auth certs;  ///< our certificate and the CA members' certificates chain to (optional)
     std::vector<group_runtime> groups;
     std::map<uint64_t, responder_session> sessions;
     std::map<init_key, std::pair<uint64_t, bytes>> init_responses;  ///< for IKE_SA_INIT retransmissions
@@ -431,17 +432,33 @@ std::optional<std::vector<payload>> gcks::impl::answer_registration(responder_se
         ++counters.malformed;
         return std::vector<payload>{notify(notify_type::invalid_syntax)};
     }
-    const psk_identity* peer = find_peer(identity_of(*idi));
-    if (peer == nullptr || auth->method != auth_method::shared_key_mic ||
-        !equal_constant_time(auth->data, s.sa.psk_auth(peer->psk, ike_role::initiator, *idi).view())) {
+    const std::string identity = identity_of(*idi);
+    const psk_identity* peer = find_peer(identity);
+    const bool signed_by_certificate = auth->method == auth_method::digital_signature;
+    const bool authenticated =
+        signed_by_certificate
+            ? certs.verify(request, s.sa, ike_role::initiator, *idi, identity).ok()
+            : peer != nullptr && auth->method == auth_method::shared_key_mic &&
+                  equal_constant_time(auth->data, s.sa.psk_auth(peer->psk, ike_role::initiator, *idi).view());
+    // Our own AUTH: signed with our certificate, or MACed with the member's pre-shared key.
+    if (!authenticated || (!certs.own && peer == nullptr)) {
         ++counters.authentication_failed;
         return std::vector<payload>{notify(notify_type::authentication_failed)};
     }
     const id_payload idr = key_id_payload(config.identity);
-    secret our_auth = s.sa.psk_auth(peer->psk, ike_role::responder, idr);
-    std::vector<payload> answer{
-        payload{payload_type::idr, false, idr},
-        payload{payload_type::auth, false, auth_payload{auth_method::shared_key_mic, bytes(our_auth.view().begin(), our_auth.view().end())}}};
+    std::vector<payload> answer{payload{payload_type::idr, false, idr}};
+    if (certs.own) {
+        result<std::vector<payload>> ours = certs.sign(s.sa, ike_role::responder, idr);
+        if (!ours) {
+            ++counters.authentication_failed;
+            return std::vector<payload>{notify(notify_type::authentication_failed)};
+        }
+        answer.insert(answer.end(), std::make_move_iterator(ours->begin()), std::make_move_iterator(ours->end()));
+    } else {
+        secret our_auth = s.sa.psk_auth(peer->psk, ike_role::responder, idr);
+        answer.push_back(payload{payload_type::auth, false,
+                                 auth_payload{auth_method::shared_key_mic, bytes(our_auth.view().begin(), our_auth.view().end())}});
+    }
 
     std::optional<uint32_t> group_id = group_id_of(*idg);
     group_runtime* g = group_id ? find_group(*group_id) : nullptr;
@@ -451,24 +468,24 @@ std::optional<std::vector<payload>> gcks::impl::answer_registration(responder_se
         return answer;
     }
     const auto& members = g->config.members;
-    if (std::find(members.begin(), members.end(), peer->id) == members.end()) {
+    if (std::find(members.begin(), members.end(), identity) == members.end()) {
         ++counters.authorization_failed;
         answer.push_back(notify(notify_type::authorization_failed));
         return answer;
     }
     const auto& senders = g->config.senders;
     const bool wants_to_send = find_notify(request, notify_type::group_sender) != nullptr;
-    const bool may_send = std::find(senders.begin(), senders.end(), peer->id) != senders.end();
+    const bool may_send = std::find(senders.begin(), senders.end(), identity) != senders.end();
     if (g->lkh) {
         result<uint32_t> leaf = g->lkh->tree.add_member();
         if (!leaf) {  // the tree is full
             answer.push_back(notify(notify_type::registration_failed));
             return answer;
         }
-        queue_join(*g, s.sa.spi_r(), peer->id, wants_to_send && may_send, std::move(answer), s.peer, *leaf);
+        queue_join(*g, s.sa.spi_r(), identity, wants_to_send && may_send, std::move(answer), s.peer, *leaf);
         return std::nullopt;
     }
-    std::vector<payload> keys = key_download(s, *g, wants_to_send && may_send, peer->id);
+    std::vector<payload> keys = key_download(s, *g, wants_to_send && may_send, identity);
     if (keys.empty()) {
         answer.push_back(notify(notify_type::registration_failed));
         return answer;
@@ -834,7 +851,12 @@ result<std::unique_ptr<gcks>> gcks::create(gcks_config config)
     if (!signer) {
         return signer.err();
     }
+    result<certificate_auth> certs = certificate_auth::load(config.certificates, config.identity);
+    if (!certs) {
+        return certs.err();
+    }
     auto s = std::make_unique<impl>(std::move(config), std::move(*socket), std::move(*signer));
+    s->certs = std::move(*certs);
     if (result<void> opened = s->open_store(); !opened) {
         return opened.err();
     }

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "certs.hh"
 #include "crypto.hh"
 #include "payloads.hh"
 #include "udp.hh"
@@ -98,6 +99,9 @@ struct gcks_config {
     std::string identity = "gcks";
     /// GM identities and the key each shares with the GCKS (both sides MAC with it, RFC 7296 §2.15).
     std::vector<psk_identity> peers;
+    /// Members may instead authenticate with certificates (ca_file); the GCKS signs its own AUTH
+    /// with its certificate when it has one, else MACs it with the member's pre-shared key.
+    certificate_config certificates;
     std::vector<group_config> groups;
     admission_policy admission;
     /// SQLite database that keeps groups, TEKs, the KEK, the signing key, Sender-ID reservations,
@@ -202,7 +206,8 @@ struct member_config {
     endpoint local{0x7f000001, 0};
     endpoint gcks;
     std::string identity;
-    bytes psk;
+    bytes psk;                            ///< empty when the member signs with a certificate
+    certificate_config certificates;      ///< our certificate (instead of psk); ca_file to verify a signing GCKS
     std::string gcks_identity = "gcks";
     uint32_t group_id = 1;
     bool sender = true;                   ///< ask for a Sender-ID (N(GROUP_SENDER))

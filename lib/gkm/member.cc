@@ -50,6 +50,7 @@ struct group_member::impl {
 
     member_config config;
     udp_socket socket;
+    certificate_auth certs;  ///< our certificate (instead of the PSK) and the CA a signing GCKS chains to
     member_state phase = member_state::idle;
     std::optional<ecdh_key> dh;
     uint64_t spi_i = 0;
@@ -265,11 +266,20 @@ void group_member::impl::handle_init_response(const message& m, byte_view wire, 
     write_keylog();
 
     const id_payload idi = key_id_payload(config.identity);
-    secret auth = sa->psk_auth(config.psk, ike_role::initiator, idi);
-    std::vector<payload> inner{
-        payload{payload_type::idi, false, idi},
-        payload{payload_type::auth, false, auth_payload{auth_method::shared_key_mic, bytes(auth.view().begin(), auth.view().end())}},
-        payload{payload_type::idg, false, group_id_payload(config.group_id)}};
+    std::vector<payload> inner{payload{payload_type::idi, false, idi}};
+    if (certs.own) {
+        result<std::vector<payload>> signed_auth = certs.sign(*sa, ike_role::initiator, idi);
+        if (!signed_auth) {
+            fail(member_state::failed, signed_auth.err().detail);
+            return;
+        }
+        inner.insert(inner.end(), std::make_move_iterator(signed_auth->begin()), std::make_move_iterator(signed_auth->end()));
+    } else {
+        secret auth = sa->psk_auth(config.psk, ike_role::initiator, idi);
+        inner.push_back(payload{payload_type::auth, false,
+                                auth_payload{auth_method::shared_key_mic, bytes(auth.view().begin(), auth.view().end())}});
+    }
+    inner.push_back(payload{payload_type::idg, false, group_id_payload(config.group_id)});
     if (config.sender) {
         inner.push_back(notify(notify_type::group_sender));
     }
@@ -286,8 +296,13 @@ bool group_member::impl::verify_gcks(const std::vector<payload>& answer)
 {
     const auto* idr = find_payload<id_payload>(answer, payload_type::idr);
     const auto* auth = find_payload<auth_payload>(answer, payload_type::auth);
-    return idr != nullptr && auth != nullptr && identity_of(*idr) == config.gcks_identity &&
-           auth->method == auth_method::shared_key_mic &&
+    if (idr == nullptr || auth == nullptr || identity_of(*idr) != config.gcks_identity) {
+        return false;
+    }
+    if (auth->method == auth_method::digital_signature) {
+        return certs.verify(answer, *sa, ike_role::responder, *idr, config.gcks_identity).ok();
+    }
+    return auth->method == auth_method::shared_key_mic && !config.psk.empty() &&
            equal_constant_time(auth->data, sa->psk_auth(config.psk, ike_role::responder, *idr).view());
 }
 
@@ -693,8 +708,12 @@ result<std::unique_ptr<group_member>> group_member::create(member_config config)
     if (!is_supported(config.group)) {
         return error{errc::config_bad_value, "key exchange method must be 19 or 31"};
     }
-    if (config.identity.empty() || config.psk.empty()) {
-        return error{errc::config_missing_key, "group member needs an identity and a pre-shared key"};
+    if (config.identity.empty() || (config.psk.empty() && config.certificates.certificate_file.empty())) {
+        return error{errc::config_missing_key, "group member needs an identity and a pre-shared key or a certificate"};
+    }
+    result<certificate_auth> certs = certificate_auth::load(config.certificates, config.identity);
+    if (!certs) {
+        return certs.err();
     }
     result<udp_socket> socket = udp_socket::open(config.local);
     if (!socket) {
@@ -710,6 +729,7 @@ result<std::unique_ptr<group_member>> group_member::create(member_config config)
     }
     auto s = std::make_unique<impl>(std::move(config), std::move(*socket));
     s->gcks_key = std::move(gcks_key);
+    s->certs = std::move(*certs);
     return std::unique_ptr<group_member>(new group_member(std::move(s)));
 }
 
