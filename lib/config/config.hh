@@ -193,6 +193,14 @@ struct group_cfg {
     std::vector<std::string> members;       ///< key server: identities that may join
     std::vector<std::string> senders;       ///< key server: identities that may send (get a Sender-ID)
     uint32_t replay_window = 1024;          ///< this gateway's inbound SAs of the group
+    // [E2] key server: LKH key tree and GSA_REKEY delivery (lib/gkm/README.md "Key tree in the protocol")
+    bool key_tree = false;                  ///< LKH tree: evictions take effect at the next batch
+    uint32_t lkh_arity = 2;
+    uint32_t lkh_max_members = 4096;
+    uint32_t rekey_batch_ms = 0;            ///< joins and leaves collected this long
+    std::optional<udp_endpoint> rekey_address;  ///< IPv4 multicast group for GSA_REKEY; unset: unicast
+    uint32_t rekey_ttl = 1;
+    std::string rekey_interface;            ///< IP_MULTICAST_IF address; empty: the listen address
     std::shared_ptr<const source_auth_cfg> source_auth; ///< carried to the group's SAs (key_manager::expand)
     int line = 0;
 };
@@ -213,6 +221,14 @@ struct admission_cfg {
     uint32_t finished_linger_ms = 60'000;
 };
 
+/// X.509 authentication (RFC 7427 signatures; PEM files). The certificate's commonName is the
+/// identity; ca_file verifies the peers' certificates.
+struct certificate_cfg {
+    std::string certificate_file;
+    std::string private_key_file;
+    std::string ca_file;
+};
+
 /// The embedded key server (GCKS): this process hands out the groups' keys.
 struct key_server_cfg {
     udp_endpoint listen;
@@ -221,13 +237,15 @@ struct key_server_cfg {
     std::string state_path;          ///< SQLite database; empty = state in memory only
     std::string storage_key_file;    ///< 256-bit key wrapping every key in state_path (mode 0600)
     admission_cfg admission;
+    certificate_cfg certificates;    ///< sign our AUTH; accept members signing with a certificate
     int line = 0;
 };
 
 /// This gateway as a group member: it registers for every group its policies name.
 struct member_cfg {
     std::string identity;
-    secret_bytes psk;
+    secret_bytes psk;                ///< empty with a certificate
+    certificate_cfg certificates;    ///< sign with a certificate instead of psk; ca_file for a signing key server
     udp_endpoint key_server;
     std::string key_server_identity = "gcks";
     std::string local_address = "0.0.0.0"; ///< where our IKE socket binds (port chosen by the kernel)

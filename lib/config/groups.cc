@@ -90,10 +90,31 @@ result<secret_bytes> psk_at(const at& a)
     return psk;
 }
 
+/// certificate_file, private_key_file, ca_file (paths; the first two together).
+result<void> parse_certificates(const at& a, certificate_cfg& c)
+{
+    for (const char* k : {"certificate_file", "private_key_file", "ca_file"}) {
+        if (a.node[k]) {
+            auto v = scalar(a.child(a.node[k], k));
+            if (!v || v->empty()) {
+                return v ? a.child(a.node[k], k).fail(errc::config_bad_value, "expected a path") : v.err();
+            }
+            const std::string_view key(k);
+            (key == "certificate_file" ? c.certificate_file : key == "private_key_file" ? c.private_key_file : c.ca_file) = *v;
+        }
+    }
+    if (c.certificate_file.empty() != c.private_key_file.empty()) {
+        return a.fail(errc::config_missing_key, "certificate_file and private_key_file go together");
+    }
+    return {};
+}
+
 result<group_cfg> parse_group(const at& a)
 {
     if (auto r = only_keys(a, {"name", "id", "src", "dst", "aead", "tek_lifetime_seconds", "rekey_period_seconds",
-                               "sender_id_bits", "members", "senders", "replay_window", "source_auth"});
+                               "sender_id_bits", "members", "senders", "replay_window", "key_tree", "lkh_arity",
+                               "lkh_max_members", "rekey_batch_ms", "rekey_address", "rekey_ttl", "rekey_interface",
+                               "source_auth"});
         !r) {
         return r.err();
     }
@@ -133,7 +154,11 @@ result<group_cfg> parse_group(const at& a)
         {"id", 1, UINT32_MAX, &g.id},
         {"tek_lifetime_seconds", 10, 86400 * 7, &g.tek_lifetime_seconds},
         {"rekey_period_seconds", 0, 86400 * 7, &g.rekey_period_seconds},
-        {"replay_window", 0, 65536, &g.replay_window}};
+        {"replay_window", 0, 65536, &g.replay_window},
+        {"lkh_arity", 2, 16, &g.lkh_arity},
+        {"lkh_max_members", 2, 1u << 24, &g.lkh_max_members},
+        {"rekey_batch_ms", 0, 10'000, &g.rekey_batch_ms},
+        {"rekey_ttl", 1, 255, &g.rekey_ttl}};
     for (const auto& [k, lo, hi, out] : u32s) {
         if (auto r = optional_integer(a, k, lo, hi, out); !r) {
             return r.err();
@@ -146,6 +171,34 @@ result<group_cfg> parse_group(const at& a)
     }
     if (auto r = optional_integer(a, "sender_id_bits", 1, max_sender_id_bits, &g.sender_id_bits); !r) {
         return r.err();
+    }
+    if (a.node["key_tree"]) {
+        auto on = one_of(a.child(a.node["key_tree"], "key_tree"), {"true", "false"});
+        if (!on) {
+            return on.err();
+        }
+        g.key_tree = *on == "true";
+    }
+    if (a.node["rekey_address"]) {
+        const at where = a.child(a.node["rekey_address"], "rekey_address");
+        auto e = endpoint_at(where, udp_endpoint{"", 848});
+        if (!e) {
+            return e.err();
+        }
+        in_addr addr{};
+        ::inet_pton(AF_INET, e->address.c_str(), &addr);
+        if (!IN_MULTICAST(ntohl(addr.s_addr)) || e->port == 0) {
+            return where.fail(errc::config_bad_value, "expected an IPv4 multicast group and a port, got '" + e->address +
+                                                          ":" + std::to_string(e->port) + "'");
+        }
+        g.rekey_address = *e;
+    }
+    if (a.node["rekey_interface"]) {
+        auto e = endpoint_at(a.child(a.node["rekey_interface"], "rekey_interface"), udp_endpoint{});
+        if (!e) {
+            return e.err();
+        }
+        g.rekey_interface = e->address;
     }
     for (const char* k : {"members", "senders"}) {
         if (a.node[k]) {
@@ -265,7 +318,9 @@ result<void> parse_groups(const at& a, gateway_cfg& cfg)
 
 result<void> parse_key_server(const at& a, gateway_cfg& cfg)
 {
-    if (auto r = only_keys(a, {"listen", "identity", "peers", "state_path", "storage_key_file", "admission"}); !r) {
+    if (auto r = only_keys(a, {"listen", "identity", "peers", "state_path", "storage_key_file", "admission",
+                               "certificate_file", "private_key_file", "ca_file"});
+        !r) {
         return r;
     }
     key_server_cfg ks;
@@ -302,10 +357,16 @@ result<void> parse_key_server(const at& a, gateway_cfg& cfg)
         }
         ks.admission = *ad;
     }
+    if (auto r = parse_certificates(a, ks.certificates); !r) {
+        return r;
+    }
     if (cfg.groups.empty()) {
         return a.fail(errc::config_missing_key, "a key server needs groups (top-level key 'groups')");
     }
     for (const auto& g : cfg.groups) {
+        if (!ks.certificates.ca_file.empty()) {
+            continue; // members may prove their identity with a certificate instead of a peers entry
+        }
         for (const auto& m : g.members) {
             const bool known = std::any_of(ks.peers.begin(), ks.peers.end(),
                                            [&](const psk_peer_cfg& p) { return p.identity == m; });
@@ -322,12 +383,16 @@ result<void> parse_key_server(const at& a, gateway_cfg& cfg)
 result<void> parse_member(const at& a, gateway_cfg& cfg)
 {
     if (auto r = only_keys(a, {"identity", "psk", "key_server", "key_server_identity", "local_address", "dh_group",
-                               "activation_delay_ms", "deactivation_delay_ms"});
+                               "activation_delay_ms", "deactivation_delay_ms", "certificate_file", "private_key_file",
+                               "ca_file"});
         !r) {
         return r;
     }
-    if (auto r = require(a, {"identity", "psk", "key_server"}); !r) {
+    if (auto r = require(a, {"identity", "key_server"}); !r) {
         return r;
+    }
+    if (!a.node["psk"] && !a.node["certificate_file"]) {
+        return a.fail(errc::config_missing_key, "missing key 'psk' (or certificate_file and private_key_file)");
     }
     member_cfg m;
     m.line = a.line();
@@ -340,11 +405,16 @@ result<void> parse_member(const at& a, gateway_cfg& cfg)
             (std::string_view(k) == "identity" ? m.identity : m.key_server_identity) = *v;
         }
     }
-    auto psk = psk_at(a.child(a.node["psk"], "psk"));
-    if (!psk) {
-        return psk.err();
+    if (a.node["psk"]) {
+        auto psk = psk_at(a.child(a.node["psk"], "psk"));
+        if (!psk) {
+            return psk.err();
+        }
+        m.psk = std::move(psk.value());
     }
-    m.psk = std::move(psk.value());
+    if (auto r = parse_certificates(a, m.certificates); !r) {
+        return r;
+    }
     auto ks = endpoint_at(a.child(a.node["key_server"], "key_server"), m.key_server);
     if (!ks) {
         return ks.err();

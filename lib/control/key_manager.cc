@@ -69,10 +69,30 @@ result<gkm::gcks_config> gcks_config_of(const config::gateway_cfg& cfg)
         gc.tek_lifetime_seconds = g.tek_lifetime_seconds;
         gc.rekey_period_seconds = g.rekey_period_seconds;
         gc.sender_id_bits = g.sender_id_bits;
+        gc.key_tree = g.key_tree;
+        gc.lkh_arity = g.lkh_arity;
+        gc.lkh_max_members = g.lkh_max_members;
+        gc.rekey_batch_ms = g.rekey_batch_ms;
+        gc.rekey_ttl = static_cast<uint8_t>(g.rekey_ttl);
+        if (g.rekey_address) {
+            auto e = endpoint_of(*g.rekey_address);
+            if (!e) {
+                return e.err();
+            }
+            gc.rekey_address = *e;
+        }
+        if (!g.rekey_interface.empty()) {
+            auto e = gkm::endpoint::parse(g.rekey_interface, 0);
+            if (!e) {
+                return e.err();
+            }
+            gc.rekey_interface = e->address;
+        }
         c.groups.push_back(std::move(gc));
     }
     c.state_path = ks.state_path;
     c.storage_key_path = ks.storage_key_file;
+    c.certificates = {ks.certificates.certificate_file, ks.certificates.private_key_file, ks.certificates.ca_file};
     const auto& a = ks.admission;
     c.admission.half_open_timeout = std::chrono::milliseconds(a.half_open_timeout_ms);
     c.admission.max_half_open = a.max_half_open;
@@ -200,6 +220,7 @@ result<std::unique_ptr<key_manager>> key_manager::create(const config::gateway_c
         c.gcks = *server;
         c.identity = mc.identity;
         c.psk = gkm::bytes(mc.psk.bytes());
+        c.certificates = {mc.certificates.certificate_file, mc.certificates.private_key_file, mc.certificates.ca_file};
         c.gcks_identity = mc.key_server_identity;
         c.group_id = g.id;
         c.sender = m->sender;

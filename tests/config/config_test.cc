@@ -650,6 +650,36 @@ TEST(config, reassembly)
     expect_error(base("reassembly: 5\n"), errc::config_bad_value, 5, "reassembly");
 }
 
+TEST(config, group_key_tree_and_multicast_rekeys)
+{
+    const gateway_cfg c = load_ok(base("groups:\n  - {name: v, id: 7, dst: 239.1.0.0/16, members: [a, b], key_tree: true,\n"
+                                       "     lkh_arity: 4, lkh_max_members: 100000, rekey_batch_ms: 500,\n"
+                                       "     rekey_address: 239.254.0.1:8848, rekey_ttl: 8, rekey_interface: 10.0.0.1}\n"));
+    ASSERT_EQ(c.groups.size(), 1u);
+    const group_cfg& g = c.groups[0];
+    EXPECT_TRUE(g.key_tree);
+    EXPECT_EQ(g.lkh_arity, 4u);
+    EXPECT_EQ(g.lkh_max_members, 100000u);
+    EXPECT_EQ(g.rekey_batch_ms, 500u);
+    ASSERT_TRUE(g.rekey_address.has_value());
+    EXPECT_EQ(g.rekey_address->address, "239.254.0.1");
+    EXPECT_EQ(g.rekey_address->port, 8848);
+    EXPECT_EQ(g.rekey_ttl, 8u);
+    EXPECT_EQ(g.rekey_interface, "10.0.0.1");
+
+    const gateway_cfg d = load_ok(base("groups:\n  - {name: v, id: 7, dst: 239.1.0.0/16}\n"));
+    EXPECT_FALSE(d.groups[0].key_tree);
+    EXPECT_EQ(d.groups[0].lkh_arity, 2u);
+    EXPECT_FALSE(d.groups[0].rekey_address.has_value());
+
+    expect_error(base("groups:\n  - {name: v, id: 7, dst: 239.1.0.0/16, rekey_address: 10.0.0.1:848}\n"),
+                 errc::config_bad_value, 6, "groups[0].rekey_address", "multicast");
+    expect_error(base("groups:\n  - {name: v, id: 7, dst: 239.1.0.0/16, lkh_arity: 17}\n"), errc::config_bad_value, 6,
+                 "groups[0].lkh_arity", "2..16");
+    expect_error(base("groups:\n  - {name: v, id: 7, dst: 239.1.0.0/16, key_tree: yes}\n"), errc::config_bad_value, 6,
+                 "groups[0].key_tree", "true");
+}
+
 TEST(config, source_auth_blocks)
 {
     const char* pem = "/tmp/msecgw_config_test_key.pem"; // only checked readable by the loader

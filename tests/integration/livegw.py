@@ -1,7 +1,7 @@
 """Shared helpers for tests with several live gateways (net_af_packet on veths) in one private
 network namespace: the namespace and its veths/bridge, gateway processes with a CLI socket each,
 waiting for a condition while checking that nothing died, and failing with the gateways' logs.
-Used by key_management_test.py and source_auth_test.py.
+Used by source_auth_test.py (key_management_test.py has its own KeyTestbed, with more options).
 """
 import os
 import shutil
