@@ -24,13 +24,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
 
 from gwharness import MSECGW_BIN, read_pcap, unique_prefix, write_pcap
-from traffic_paced import IP as IP_CMD, Netns
+from livegw import LiveTestbed, live
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SENDER = os.path.join(HERE, "traffic_paced.py")
@@ -93,73 +92,10 @@ def clear_frame(sender, i, size):
     return eth + bytes(ip) + udp + body
 
 
-def live(n, iface):
-    """A port on a veth (net_af_packet, one queue pair, a 4096-frame ring)."""
-    return f"net_af_packet{n},iface={iface},framecnt=4096"
-
-
-class KeyTestbed(unittest.TestCase):
+class KeyTestbed(LiveTestbed):
     """A private network namespace; gateways and key servers are started by each test."""
 
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="msecgw-gkm-")
-        self.procs = []
-        self.names = []
-        self.ns = Netns.create("gkm")
-        cpus = sorted(os.sched_getaffinity(0))
-        self.cpu0, self.cpu1 = cpus[0], cpus[-1]
-
-    def links(self, veths, bridged=()):
-        """veth pairs (a, b, index of a[, index of b]) and a bridge br0 over the `bridged` ends."""
-        ns = self.ns
-        for a, b, index, *peer in veths:
-            # per-gateway index ranges: distinct af_packet fanout groups
-            ns.veth(a, b, index=index, peer_index=peer[0] if peer else None)
-        if bridged:
-            ns.run([IP_CMD, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"])
-            ns.run([IP_CMD, "link", "set", "br0", "up"])
-            for port in bridged:
-                ns.run([IP_CMD, "link", "set", port, "master", "br0"])
-
-    def tearDown(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        self.ns.delete()
-        for name in self.names:
-            shutil.rmtree(os.path.join("/var/run/dpdk", self.prefix(name)), ignore_errors=True)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def path(self, name):
-        return os.path.join(self.tmp, name)
-
-    def prefix(self, name):
-        return f"msecgw-gkm-{name}-{os.getpid()}"
-
-    def log(self, name):
-        with open(self.path(f"{name}.log"), errors="replace") as f:
-            return f.read()
-
-    def fail_with_logs(self, what):
-        logs = "".join(f"\n--- {n}\n{self.log(n)[-3000:]}" for n in self.names if os.path.exists(self.path(f"{n}.log")))
-        raise AssertionError(what + logs)
-
-    def start_gateway(self, name, vdevs, text, worker_cpu, extra=()):
-        cfg = self.path(f"{name}.yaml")
-        with open(cfg, "w") as f:
-            f.write(text)
-        args = [MSECGW_BIN, "--no-huge", "-m", "512", "--no-pci", "--lcores", f"0@{self.cpu0},1@{worker_cpu}",
-                "--file-prefix", self.prefix(name), "--log-level", "lib.*:warning"]
-        for v in vdevs:
-            args += ["--vdev", v]
-        args += ["--", "--config", cfg, "--stats-json", self.path(f"{name}.json"),
-                 "--cli-socket", self.path(f"{name}.sock"), *extra]
-        self.names.append(name)
-        with open(self.path(f"{name}.log"), "w") as log:
-            p = subprocess.Popen(self.ns.cmd(args), stdout=log, stderr=subprocess.STDOUT)
-        self.procs.append(p)
-        return p
+    TAG = "gkm"
 
     def cli_json(self, name, *words):
         r = subprocess.run([CLI_BIN, "--socket", self.path(f"{name}.sock"), "--json", *words],
@@ -167,17 +103,6 @@ class KeyTestbed(unittest.TestCase):
         if r.returncode != 0:
             self.fail_with_logs(f"msecgw-cli {name} {' '.join(words)}: exit {r.returncode}: {r.stderr}")
         return json.loads(r.stdout)
-
-    def wait_for(self, pred, what, timeout=40):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if pred():
-                return
-            for p in self.procs:
-                if p.poll() is not None:
-                    self.fail_with_logs(f"a process exited ({p.returncode}) while waiting for {what}")
-            time.sleep(0.05)
-        self.fail_with_logs(f"timed out waiting for {what}")
 
     def group_of(self, name):
         if not os.path.exists(self.path(f"{name}.sock")):

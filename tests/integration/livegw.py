@@ -1,7 +1,7 @@
-"""Shared helpers for tests with several live gateways (net_af_packet on veths) in one private
-network namespace: the namespace and its veths/bridge, gateway processes with a CLI socket each,
-waiting for a condition while checking that nothing died, and failing with the gateways' logs.
-Used by source_auth_test.py (key_management_test.py has its own KeyTestbed, with more options).
+"""Shared testbed for tests with several live gateways (net_af_packet on veths) in one private
+network namespace: veths and a bridge, gateway processes with a CLI socket each, waiting for a
+condition while checking that nothing died, failing with the gateways' logs.
+Used by key_management_test.py and source_auth_test.py.
 """
 import os
 import shutil
@@ -19,18 +19,31 @@ def live(n, iface):
     return f"net_af_packet{n},iface={iface},framecnt=4096"
 
 
-class LiveGatewaysTestCase(unittest.TestCase):
-    """Subclasses set TAG (names of the namespace, temp dir and EAL prefixes) and GATEWAYS (names)."""
+class LiveTestbed(unittest.TestCase):
+    """A private network namespace; subclasses set TAG (names of the namespace, temp dir and EAL
+    prefixes); each test starts its gateways."""
 
     TAG = "live"
-    GATEWAYS = ()
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix=f"msecgw-{self.TAG}-")
         self.procs = []
+        self.names = []
         self.ns = Netns.create(self.TAG)
         cpus = sorted(os.sched_getaffinity(0))
         self.cpu0, self.cpu1 = cpus[0], cpus[-1]
+
+    def links(self, veths, bridged=()):
+        """veth pairs (a, b, index of a[, index of b]) and a bridge br0 over the `bridged` ends."""
+        ns = self.ns
+        for a, b, index, *peer in veths:
+            # per-gateway index ranges: distinct af_packet fanout groups
+            ns.veth(a, b, index=index, peer_index=peer[0] if peer else None)
+        if bridged:
+            ns.run([IP_CMD, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"])
+            ns.run([IP_CMD, "link", "set", "br0", "up"])
+            for port in bridged:
+                ns.run([IP_CMD, "link", "set", port, "master", "br0"])
 
     def tearDown(self):
         for p in self.procs:
@@ -38,19 +51,9 @@ class LiveGatewaysTestCase(unittest.TestCase):
                 p.kill()
                 p.wait()
         self.ns.delete()
-        for name in self.GATEWAYS:
+        for name in self.names:
             shutil.rmtree(os.path.join("/var/run/dpdk", self.prefix(name)), ignore_errors=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def bridge(self, veths, bridged):
-        """veth pairs (a, b, index): a for a gateway or a sender, b on br0 when listed in `bridged`.
-        Indexes in per-gateway 0x1000 ranges keep af_packet fanout groups distinct (traffic_paced.py)."""
-        self.ns.run([IP_CMD, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"])
-        self.ns.run([IP_CMD, "link", "set", "br0", "up"])
-        for a, b, index in veths:
-            self.ns.veth(a, b, index=index)
-        for port in bridged:
-            self.ns.run([IP_CMD, "link", "set", port, "master", "br0"])
 
     def path(self, name):
         return os.path.join(self.tmp, name)
@@ -63,10 +66,10 @@ class LiveGatewaysTestCase(unittest.TestCase):
             return f.read()
 
     def fail_with_logs(self, what):
-        logs = "".join(f"\n--- {n}\n{self.log(n)[-3000:]}" for n in self.GATEWAYS if os.path.exists(self.path(f"{n}.log")))
+        logs = "".join(f"\n--- {n}\n{self.log(n)[-3000:]}" for n in self.names if os.path.exists(self.path(f"{n}.log")))
         raise AssertionError(what + logs)
 
-    def start_gateway(self, name, vdevs, text, worker_cpu):
+    def start_gateway(self, name, vdevs, text, worker_cpu, extra=()):
         """The real binary in the namespace, main lcore on cpu0, its one worker on `worker_cpu`;
         --stats-json NAME.json, --cli-socket NAME.sock, output in NAME.log."""
         cfg = self.path(f"{name}.yaml")
@@ -77,20 +80,22 @@ class LiveGatewaysTestCase(unittest.TestCase):
         for v in vdevs:
             args += ["--vdev", v]
         args += ["--", "--config", cfg, "--stats-json", self.path(f"{name}.json"),
-                 "--cli-socket", self.path(f"{name}.sock")]
+                 "--cli-socket", self.path(f"{name}.sock"), *extra]
+        self.names.append(name)
         with open(self.path(f"{name}.log"), "w") as log:
             p = subprocess.Popen(self.ns.cmd(args), stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(p)
         return p
 
     def wait_for(self, pred, what, timeout=40, on_fail=None):
-        """Polls pred() until true; fails with the logs on timeout or when a process died."""
+        """Polls pred() until true; fails with the logs when a process exits or on timeout (then
+        with on_fail()'s value too, if given)."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if pred():
                 return
             for p in self.procs:
-                if p.poll() is not None and p.returncode != 0:
+                if p.poll() is not None:
                     self.fail_with_logs(f"a process exited ({p.returncode}) while waiting for {what}")
             time.sleep(0.05)
         self.fail_with_logs(f"timed out waiting for {what}" + (f": {on_fail()}" if on_fail else ""))

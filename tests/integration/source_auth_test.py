@@ -28,7 +28,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gwharness import MSECGW_BIN, read_pcap, write_pcap
-from livegw import LiveGatewaysTestCase, live
+from livegw import LiveTestbed, live
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SENDER = os.path.join(HERE, "traffic_paced.py")
@@ -118,16 +118,15 @@ def srcauth_type(frame):
     return plain[0] & 0x0F if plain[-1] == 253 else None
 
 
-class SourceAuthTest(LiveGatewaysTestCase):
+class SourceAuthTest(LiveTestbed):
 
     TAG = "srcauth"
-    GATEWAYS = ("a", "b")
 
     def setUp(self):
         super().setUp()
-        self.bridge((("ac", "ac-tx", 0x1100), ("ap", "ap-br", 0x1101), ("ar", "ar-x", 0x1102),
-                     ("fx", "fx-br", 0x2200), ("bp", "bp-br", 0x3300), ("bq", "bq-x", 0x3301)),
-                    ("ap-br", "fx-br", "bp-br"))
+        self.links((("ac", "ac-tx", 0x1100), ("ap", "ap-br", 0x1101), ("ar", "ar-x", 0x1102),
+                    ("fx", "fx-br", 0x2200), ("bp", "bp-br", 0x3300), ("bq", "bq-x", 0x3301)),
+                   ("ap-br", "fx-br", "bp-br"))
         key, pub = self.path("sender.pem"), self.path("sender.pub.pem")
         subprocess.run([OPENSSL, "genpkey", "-algorithm", "ed25519", "-out", key], check=True, capture_output=True)
         subprocess.run([OPENSSL, "pkey", "-in", key, "-pubout", "-out", pub], check=True, capture_output=True)
@@ -246,7 +245,7 @@ class SourceAuthTest(LiveGatewaysTestCase):
             if p.poll() is None:
                 p.terminate()
             p.wait(timeout=30)
-        for n in self.GATEWAYS:  # every packet accounted for at exit, source-auth messages included
+        for n in self.names:  # every packet accounted for at exit, source-auth messages included
             with open(self.path(f"{n}.json")) as f:
                 st = json.load(f)
             self.assertEqual(st["srcauth_held"], 0, f"{n}: nothing held after exit")
