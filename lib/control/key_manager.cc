@@ -194,6 +194,11 @@ result<std::unique_ptr<key_manager>> key_manager::create(const config::gateway_c
         km->_gcks = std::move(s.value());
         MSECGW_LOG(NOTICE, keys, "key server %s listening on %s for %zu group(s)", cfg.key_server->identity.c_str(),
                    km->_gcks->local().to_string().c_str(), cfg.groups.size());
+        if (!cfg.key_server->etcd_endpoints.empty()) {
+            MSECGW_LOG(NOTICE, keys, "key server: state in etcd (%zu endpoint(s), prefix %s), %s",
+                       cfg.key_server->etcd_endpoints.size(), cfg.key_server->etcd_prefix.c_str(),
+                       km->_gcks->leading() ? "leading" : "standing by");
+        }
     }
     if (!member_role || !cfg.member) {
         return km;

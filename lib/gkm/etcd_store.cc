@@ -171,9 +171,11 @@ result<bool> etcd_store::claim_spi(uint32_t spi, uint32_t group_id)
     return t->succeeded;
 }
 
-result<uint32_t> etcd_store::reserve(const std::string& key, uint32_t next, uint32_t count, const char* what)
+result<uint32_t> etcd_store::reserve(uint32_t group_id, counter which, uint32_t next, uint32_t count)
 {
-    etcd::allocator a(_c, key);
+    const bool message_ids = which == counter::message_id;
+    const char* what = message_ids ? "reserve Message IDs" : "reserve Sender-IDs";
+    etcd::allocator a(_c, group_key(group_id, message_ids ? "message_id" : "sender_id"));
     result<uint64_t> first = a.reserve(count, next);
     if (!first) {
         return etcd_error(what, first.err());
@@ -184,15 +186,6 @@ result<uint32_t> etcd_store::reserve(const std::string& key, uint32_t next, uint
     return uint32_t(*first);
 }
 
-result<uint32_t> etcd_store::reserve_message_ids(uint32_t group_id, uint32_t next, uint32_t count)
-{
-    return reserve(group_key(group_id, "message_id"), next, count, "reserve Message IDs");
-}
-
-result<uint32_t> etcd_store::reserve_sender_ids(uint32_t group_id, uint32_t next, uint32_t count)
-{
-    return reserve(group_key(group_id, "sender_id"), next, count, "reserve Sender-IDs");
-}
 
 result<std::vector<endpoint>> etcd_store::members(uint32_t group_id) const
 {

@@ -34,13 +34,17 @@ public:
     std::string leader_key() const { return _prefix + "/leader"; }
 
     result<std::optional<secret>> signing_key_der() const override;
+    /// Create-if-absent: the first key server's key stays.
     result<void> save_signing_key(byte_view private_der) override;
     result<std::optional<stored_group>> load_group(uint32_t group_id) const override;
+    /// Fenced on the leader key.
     result<void> save_group(const stored_group& g) override;
+    /// Create-if-absent on <prefix>/spis/<spi>.
     result<bool> claim_spi(uint32_t spi, uint32_t group_id) override;
-    result<uint32_t> reserve_message_ids(uint32_t group_id, uint32_t next, uint32_t count) override;
-    result<uint32_t> reserve_sender_ids(uint32_t group_id, uint32_t next, uint32_t count) override;
+    /// etcd::allocator blocks; `next` is only the floor of a group's first reservation.
+    result<uint32_t> reserve(uint32_t group_id, counter what, uint32_t next, uint32_t count) override;
     result<std::vector<endpoint>> members(uint32_t group_id) const override;
+    /// Fenced on the leader key; the Sender-ID record is create-if-absent.
     result<void> record_registration(uint32_t group_id, const endpoint& where, const std::string& identity,
                                      std::optional<uint32_t> sender_id) override;
     result<std::vector<sender_assignment>> sender_ids(uint32_t group_id) const override;
@@ -53,7 +57,6 @@ private:
     std::string group_key(uint32_t group_id, const char* what) const;
     /// The operations in one transaction, only while we hold the leader key.
     result<void> fenced(std::vector<etcd::operation> ops, const char* what);
-    result<uint32_t> reserve(const std::string& key, uint32_t next, uint32_t count, const char* what);
 
     etcd::client& _c;
     std::string _prefix;

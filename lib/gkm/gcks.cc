@@ -1195,7 +1195,7 @@ result<uint32_t> gcks::impl::take_message_ids(group_runtime& g, uint32_t count)
 {
     uint32_t first = g.next_rekey_message_id;
     if (store) {
-        result<uint32_t> reserved = store->reserve_message_ids(g.config.group_id, first, count);
+        result<uint32_t> reserved = store->reserve(g.config.group_id, gcks_state::counter::message_id, first, count);
         if (!reserved) {
             return reserved;
         }
@@ -1217,7 +1217,7 @@ bool gcks::impl::reserve_sender_id(group_runtime& g, uint32_t limit)
     }
     const uint64_t end = std::min<uint64_t>(uint64_t(g.next_sender_id) + config.sender_id_block, uint64_t(limit) + 1);
     const uint32_t count = uint32_t(std::min<uint64_t>(end, 0xffffffffu) - g.next_sender_id);
-    result<uint32_t> first = store->reserve_sender_ids(g.config.group_id, g.next_sender_id, count);
+    result<uint32_t> first = store->reserve(g.config.group_id, gcks_state::counter::sender_id, g.next_sender_id, count);
     if (!first || *first > limit) {
         return false;
     }

@@ -200,12 +200,7 @@ result<bool> gcks_store::claim_spi(uint32_t spi, uint32_t /*group_id*/)
     return !spi_issued(spi);
 }
 
-result<uint32_t> gcks_store::reserve_message_ids(uint32_t /*group_id*/, uint32_t next, uint32_t /*count*/)
-{
-    return next;
-}
-
-result<uint32_t> gcks_store::reserve_sender_ids(uint32_t /*group_id*/, uint32_t next, uint32_t /*count*/)
+result<uint32_t> gcks_store::reserve(uint32_t /*group_id*/, counter /*what*/, uint32_t next, uint32_t /*count*/)
 {
     return next;
 }

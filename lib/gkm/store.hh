@@ -60,11 +60,12 @@ public:
     virtual result<void> save_group(const stored_group& g) = 0;
     /// Takes spi for the group: false when it was issued before (never reuse on doubt).
     virtual result<bool> claim_spi(uint32_t spi, uint32_t group_id) = 0;
-    /// `count` GSA_REKEY Message IDs nobody else gets; returns the first. `next`: the group's
-    /// own next value (a local backend returns it and save_group commits the rest).
-    virtual result<uint32_t> reserve_message_ids(uint32_t group_id, uint32_t next, uint32_t count) = 0;
-    /// A block of `count` Sender-IDs, like reserve_message_ids.
-    virtual result<uint32_t> reserve_sender_ids(uint32_t group_id, uint32_t next, uint32_t count) = 0;
+    /// The group's monotonic counters besides SPIs.
+    enum class counter { message_id, sender_id };
+    /// `count` values of a counter (GSA_REKEY Message IDs, a block of Sender-IDs) nobody else
+    /// gets; returns the first. `next`: the group's own next value (a local backend returns it
+    /// and save_group commits the rest).
+    virtual result<uint32_t> reserve(uint32_t group_id, counter what, uint32_t next, uint32_t count) = 0;
     virtual result<std::vector<endpoint>> members(uint32_t group_id) const = 0;
     /// One registration: the member's address (rekeys go there) and, for a sender, the Sender-ID
     /// it was given (inside a block already reserved).
@@ -93,9 +94,8 @@ public:
     bool spi_issued(uint32_t spi) const;
     /// !spi_issued(spi): save_group records it.
     result<bool> claim_spi(uint32_t spi, uint32_t group_id) override;
-    /// Return `next`: the group row written by save_group commits the reservation.
-    result<uint32_t> reserve_message_ids(uint32_t group_id, uint32_t next, uint32_t count) override;
-    result<uint32_t> reserve_sender_ids(uint32_t group_id, uint32_t next, uint32_t count) override;
+    /// Returns `next`: the group row written by save_group commits the reservation.
+    result<uint32_t> reserve(uint32_t group_id, counter what, uint32_t next, uint32_t count) override;
 
     result<std::vector<endpoint>> members(uint32_t group_id) const override;
     result<void> record_registration(uint32_t group_id, const endpoint& where, const std::string& identity,
