@@ -253,7 +253,12 @@ result<std::unique_ptr<key_manager>> key_manager::create(const config::gateway_c
     return km;
 }
 
-key_manager::~key_manager() = default;
+key_manager::~key_manager()
+{
+    if (_gcks) {
+        _gcks->resign();  // a clean stop: a standby key server takes over without waiting for the lease
+    }
+}
 
 void key_manager::tick_member(member_rt& m, clock::time_point now)
 {

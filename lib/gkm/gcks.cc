@@ -1267,6 +1267,15 @@ result<void> gcks::rekey(uint32_t group_id)
     return _s->rekey(group_id);
 }
 
+void gcks::resign()
+{
+    if (_s->election) {
+        _s->election->resign();
+        _s->step_down("resigned");
+        _s->next_election_step = clock::time_point::max();  // no campaign after a clean stop
+    }
+}
+
 bool gcks::leading() const
 {
     return _s->leading;

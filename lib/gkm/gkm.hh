@@ -193,6 +193,10 @@ public:
     bool leading() const;
     /// With etcd: why the last election step or state load failed (no secrets), empty when it worked.
     const std::string& cluster_error() const;
+    /// A clean stop with etcd: gives up the lead at once (a standby takes over at its next step,
+    /// without waiting for the lease) and answers nobody from then on. Destroying the object
+    /// without it behaves like a crash: the lease runs out.
+    void resign();
 
 private:
     struct impl;

@@ -356,3 +356,24 @@ TEST_F(etcd_failover, LosingOneEtcdMemberChangesNothingLosingTwoStopsRegistratio
     EXPECT_NE(members[0]->membership()->teks.front().spi, 0u);
     (void)spi;
 }
+
+TEST_F(etcd_failover, AResigningLeaderHandsOverWithoutWaitingForTheLease)
+{
+    lease_ttl = 10;
+    for (int i = 0; i < 2; ++i) {
+        start_server(i);
+        ASSERT_FALSE(HasFatalFailure());
+    }
+    add_member(1);
+    ASSERT_TRUE(run(10s, [&] { return registered(0); }));
+    servers[0]->resign();  // a clean stop (key_manager does it when msecgw exits)
+    EXPECT_FALSE(servers[0]->leading());
+    const auto resigned = clock::now();
+    ASSERT_TRUE(run(std::chrono::seconds(lease_ttl + 5), [&] { return leader() == 1; }));
+    std::printf("take-over after a resignation: %lld ms (leader_ttl_seconds %u)\n",
+                static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - resigned).count()),
+                lease_ttl);
+    run_for(2s);
+    EXPECT_FALSE(servers[0]->leading()) << "a resigned key server does not campaign again";
+    EXPECT_EQ(servers[1]->status(group)->members, 1u);
+}
