@@ -238,6 +238,12 @@ struct key_server_cfg {
     std::string storage_key_file;    ///< 256-bit key wrapping every key in state_path (mode 0600)
     admission_cfg admission;
     certificate_cfg certificates;    ///< sign our AUTH; accept members signing with a certificate
+    /// Several key servers on etcd: the state lives there (instead of state_path) and only the
+    /// elected leader answers. Empty: one key server.
+    std::vector<std::string> etcd_endpoints;
+    std::string etcd_prefix = "/msecgw/gcks";
+    std::string candidate_id;        ///< unique per key server; empty: identity@listen
+    uint32_t leader_ttl_seconds = 5;
     int line = 0;
 };
 
@@ -246,7 +252,8 @@ struct member_cfg {
     std::string identity;
     secret_bytes psk;                ///< empty with a certificate
     certificate_cfg certificates;    ///< sign with a certificate instead of psk; ca_file for a signing key server
-    udp_endpoint key_server;
+    udp_endpoint key_server;         ///< the first of key_servers
+    std::vector<udp_endpoint> key_servers; ///< tried in order when one does not answer
     std::string key_server_identity = "gcks";
     std::string local_address = "0.0.0.0"; ///< where our IKE socket binds (port chosen by the kernel)
     uint8_t dh_group = 19;                 ///< 19 (ECP-256) or 31 (Curve25519)

@@ -319,7 +319,8 @@ result<void> parse_groups(const at& a, gateway_cfg& cfg)
 result<void> parse_key_server(const at& a, gateway_cfg& cfg)
 {
     if (auto r = only_keys(a, {"listen", "identity", "peers", "state_path", "storage_key_file", "admission",
-                               "certificate_file", "private_key_file", "ca_file"});
+                               "certificate_file", "private_key_file", "ca_file", "etcd_endpoints", "etcd_prefix",
+                               "candidate_id", "leader_ttl_seconds"});
         !r) {
         return r;
     }
@@ -332,18 +333,38 @@ result<void> parse_key_server(const at& a, gateway_cfg& cfg)
         }
         ks.listen = *e;
     }
-    for (const char* k : {"identity", "state_path", "storage_key_file"}) {
+    for (const char* k : {"identity", "state_path", "storage_key_file", "etcd_prefix", "candidate_id"}) {
         if (a.node[k]) {
             auto v = scalar(a.child(a.node[k], k));
             if (!v || v->empty()) {
                 return v ? a.child(a.node[k], k).fail(errc::config_bad_value, "expected a non-empty value") : v.err();
             }
             const std::string_view key(k);
-            (key == "identity" ? ks.identity : key == "state_path" ? ks.state_path : ks.storage_key_file) = *v;
+            (key == "identity"       ? ks.identity
+             : key == "state_path"   ? ks.state_path
+             : key == "etcd_prefix"  ? ks.etcd_prefix
+             : key == "candidate_id" ? ks.candidate_id
+                                     : ks.storage_key_file) = *v;
         }
     }
-    if (!ks.state_path.empty() && ks.storage_key_file.empty()) {
-        return a.fail(errc::config_missing_key, "missing key 'storage_key_file' (state_path keeps keys wrapped under it)");
+    if (a.node["etcd_endpoints"]) {
+        // URLs, not identities, but the same shape: a list or one scalar.
+        auto eps = names_at(a.child(a.node["etcd_endpoints"], "etcd_endpoints"));
+        if (!eps) {
+            return eps.err();
+        }
+        ks.etcd_endpoints = std::move(*eps);
+        if (ks.etcd_endpoints.empty() || !ks.state_path.empty()) {
+            return a.child(a.node["etcd_endpoints"], "etcd_endpoints")
+                .fail(errc::config_bad_value, "one or more http://HOST:PORT, and no state_path (the state lives in etcd)");
+        }
+    }
+    if (auto r = optional_integer(a, "leader_ttl_seconds", 2, 3600, &ks.leader_ttl_seconds); !r) {
+        return r;
+    }
+    if ((!ks.state_path.empty() || !ks.etcd_endpoints.empty()) && ks.storage_key_file.empty()) {
+        return a.fail(errc::config_missing_key,
+                      "missing key 'storage_key_file' (state_path or etcd_endpoints keep keys wrapped under it)");
     }
     if (a.node["peers"]) {
         if (auto r = parse_peers(a.child(a.node["peers"], "peers"), ks); !r) {
@@ -415,11 +436,20 @@ result<void> parse_member(const at& a, gateway_cfg& cfg)
     if (auto r = parse_certificates(a, m.certificates); !r) {
         return r;
     }
-    auto ks = endpoint_at(a.child(a.node["key_server"], "key_server"), m.key_server);
-    if (!ks) {
-        return ks.err();
+    // One key server, or a list tried in order (several key servers on etcd).
+    const at servers = a.child(a.node["key_server"], "key_server");
+    for (std::size_t i = 0; i < (servers.node.IsSequence() ? servers.node.size() : 1); ++i) {
+        auto ks = servers.node.IsSequence() ? endpoint_at(servers.item(servers.node[i], i), m.key_server)
+                                            : endpoint_at(servers, m.key_server);
+        if (!ks) {
+            return ks.err();
+        }
+        m.key_servers.push_back(*ks);
     }
-    m.key_server = *ks;
+    if (m.key_servers.empty()) {
+        return servers.fail(errc::config_bad_value, "expected IPv4-ADDRESS[:PORT] or a list of them");
+    }
+    m.key_server = m.key_servers.front();
     if (a.node["local_address"]) {
         auto e = endpoint_at(a.child(a.node["local_address"], "local_address"), udp_endpoint{"0.0.0.0", 0});
         if (!e) {

@@ -92,6 +92,10 @@ result<gkm::gcks_config> gcks_config_of(const config::gateway_cfg& cfg)
     }
     c.state_path = ks.state_path;
     c.storage_key_path = ks.storage_key_file;
+    c.etcd_endpoints = ks.etcd_endpoints;
+    c.etcd_prefix = ks.etcd_prefix;
+    c.candidate_id = ks.candidate_id;
+    c.leader_ttl_seconds = ks.leader_ttl_seconds;
     c.certificates = {ks.certificates.certificate_file, ks.certificates.private_key_file, ks.certificates.ca_file};
     const auto& a = ks.admission;
     c.admission.half_open_timeout = std::chrono::milliseconds(a.half_open_timeout_ms);
@@ -191,6 +195,11 @@ result<std::unique_ptr<key_manager>> key_manager::create(const config::gateway_c
         km->_gcks = std::move(s.value());
         MSECGW_LOG(NOTICE, keys, "key server %s listening on %s for %zu group(s)", cfg.key_server->identity.c_str(),
                    km->_gcks->local().to_string().c_str(), cfg.groups.size());
+        if (!cfg.key_server->etcd_endpoints.empty()) {
+            MSECGW_LOG(NOTICE, keys, "key server: state in etcd (%zu endpoint(s), prefix %s), %s",
+                       cfg.key_server->etcd_endpoints.size(), cfg.key_server->etcd_prefix.c_str(),
+                       km->_gcks->leading() ? "leading" : "standing by");
+        }
     }
     if (!member_role || !cfg.member) {
         return km;
@@ -218,6 +227,13 @@ result<std::unique_ptr<key_manager>> key_manager::create(const config::gateway_c
         gkm::member_config c;
         c.local = *local;
         c.gcks = *server;
+        for (const auto& ks : mc.key_servers) {
+            auto e = endpoint_of(ks);
+            if (!e) {
+                return where(e.err());
+            }
+            c.key_servers.push_back(*e);
+        }
         c.identity = mc.identity;
         c.psk = gkm::bytes(mc.psk.bytes());
         c.certificates = {mc.certificates.certificate_file, mc.certificates.private_key_file, mc.certificates.ca_file};
@@ -238,7 +254,12 @@ result<std::unique_ptr<key_manager>> key_manager::create(const config::gateway_c
     return km;
 }
 
-key_manager::~key_manager() = default;
+key_manager::~key_manager()
+{
+    if (_gcks) {
+        _gcks->resign();  // a clean stop: a standby key server takes over without waiting for the lease
+    }
+}
 
 void key_manager::tick_member(member_rt& m, clock::time_point now)
 {
@@ -315,7 +336,20 @@ void key_manager::tick_member(member_rt& m, clock::time_point now)
 bool key_manager::tick(clock::time_point now)
 {
     if (_gcks) {
+        const bool was = _gcks->leading();
+        const uint64_t errors = _gcks->counters().etcd_errors;
         _gcks->tick(now);
+        if (_gcks->leading() != was) {
+            if (_gcks->leading()) {
+                MSECGW_LOG(NOTICE, keys, "key server: leading the key servers on etcd (state loaded from etcd)");
+            } else {
+                MSECGW_LOG(WARNING, keys, "key server: standing by, registrations are not answered: %s",
+                           _gcks->cluster_error().c_str());
+            }
+        } else if (_gcks->counters().etcd_errors != errors && _gcks->counters().etcd_errors % 20 == 1) {
+            MSECGW_LOG(ERR, keys, "key server: etcd does not answer (%llu errors), no new registrations: %s",
+                       static_cast<unsigned long long>(_gcks->counters().etcd_errors), _gcks->cluster_error().c_str());
+        }
     }
     bool changed = false;
     for (auto& m : _members) {

@@ -2,6 +2,7 @@
 
 #include "gkm.hh"
 #include "cookies.hh"
+#include "etcd_store.hh"
 #include "ike_sa.hh"
 #include "lkh.hh"
 #include "lkh_store.hh"
@@ -163,8 +164,14 @@ struct gcks::impl {
     std::map<uint64_t, responder_session> sessions;
     std::map<init_key, std::pair<uint64_t, bytes>> init_responses;  ///< for IKE_SA_INIT retransmissions
     gcks_counters counters;
-    std::optional<gcks_store> store;
-    std::optional<lkh_store> tree_store;  ///< key trees, in the same database file
+    std::unique_ptr<etcd::client> etcd;   ///< several key servers: state and election in etcd
+    std::unique_ptr<gcks_state> store;    ///< SQLite (state_path) or etcd (etcd_endpoints), else none
+    std::optional<lkh_store> tree_store;  ///< key trees, in the same database file (SQLite only)
+    std::optional<etcd::election> election;
+    bool leading = true;                  ///< without etcd always
+    clock::time_point next_election_step{};
+    clock::time_point renewed{};          ///< last election step that confirmed the lead
+    std::string cluster_error;
     clock::time_point now = clock::now();  ///< of the current tick
     clock::time_point next_sweep = now;
     size_t half_open = 0;
@@ -229,11 +236,27 @@ struct gcks::impl {
     result<void> commit_batch(group_runtime& g);
     void rekey_due_groups();
     result<void> open_store();
+    result<void> open_etcd(secret storage_key);
+    /// The signing key from the store, or ours saved there first.
+    result<void> load_signing_key();
     result<void> add_group(const group_config& gc);
-    /// A TEK SPI never issued before (by this process or, with a store, any earlier one).
-    uint32_t fresh_spi(const group_runtime& g) const;
+    /// g's TEK, KEK, Message ID, Sender-ID marks and members from the store (nothing when absent).
+    result<void> load_group_state(group_runtime& g);
+    /// A new group's first TEK (when none was loaded), its key tree, committed to the store.
+    result<void> init_group_state(group_runtime& g);
+    /// A TEK SPI never issued before (by this process or, with a store, any earlier one, or
+    /// with etcd any key server).
+    result<uint32_t> fresh_spi(const group_runtime& g);
+    /// count GSA_REKEY Message IDs, reserved in the store before use; returns the first.
+    result<uint32_t> take_message_ids(group_runtime& g, uint32_t count);
     result<void> persist(const group_runtime& g) { return store ? store->save_group(g.snapshot()) : result<void>(); }
     bool reserve_sender_id(group_runtime& g, uint32_t limit);
+    // Several key servers on etcd.
+    void election_step();
+    void step_down(const std::string& why);
+    /// Becoming the leader: the signing key and every group's state from etcd, the periodic
+    /// rekeys a period from now (no burst of rekeys at a take-over).
+    result<void> take_over();
 };
 
 void gcks::impl::handle(const received_datagram& dg)
@@ -583,11 +606,18 @@ result<void> gcks::impl::rekey(uint32_t group_id)
     }
     // The new TEK and the Message ID are committed before anything goes on the wire. If that
     // fails the group keeps its TEK; the Message ID is burnt (a gap is harmless, a reuse is not).
+    result<uint32_t> spi = fresh_spi(*g);
+    if (!spi) {
+        return spi.err();
+    }
+    result<uint32_t> message_id = take_message_ids(*g, 1);
+    if (!message_id) {
+        return message_id.err();
+    }
     const uint32_t old_spi = g->tek_spi;
     secret old_keymat = std::move(g->tek_keymat);
-    g->tek_spi = fresh_spi(*g);
+    g->tek_spi = *spi;
     g->tek_keymat = random_secret(g->config.tek_key_bits / 8 + gcm_salt_size);
-    const uint32_t message_id = g->next_rekey_message_id++;
     if (result<void> saved = persist(*g); !saved) {
         g->tek_spi = old_spi;
         g->tek_keymat = std::move(old_keymat);
@@ -597,7 +627,7 @@ result<void> gcks::impl::rekey(uint32_t group_id)
     if (!inner) {
         return inner.err();
     }
-    return send_rekey(*g, std::move(*inner), message_id, g->kek.view(), destinations(*g));
+    return send_rekey(*g, std::move(*inner), *message_id, g->kek.view(), destinations(*g));
 }
 
 result<std::vector<payload>> gcks::impl::tek_rekey_payloads(const group_runtime& g) const
@@ -786,13 +816,20 @@ result<void> gcks::impl::commit_batch(group_runtime& g)
         return error{errc::unsupported, "group " + std::to_string(g.config.group_id) + ": GSA_REKEY Message IDs exhausted"};
     }
     // New KEK and TEK, and the Message IDs of all parts and the TEK rekey, committed before use.
+    result<uint32_t> spi = fresh_spi(g);
+    if (!spi) {
+        return spi.err();
+    }
+    result<uint32_t> first = take_message_ids(g, uint32_t(parts->size() + 1));
+    if (!first) {
+        return first.err();
+    }
+    const uint32_t first_id = *first;
     secret old_kek = std::move(g.kek);
     result<secret> root = t.tree.group_key();
     g.kek = root ? lkh_kek(root->view()) : random_secret(kek_key_size + gcm_salt_size);  // empty: nobody to tell
-    g.tek_spi = fresh_spi(g);
+    g.tek_spi = *spi;
     g.tek_keymat = random_secret(g.config.tek_key_bits / 8 + gcm_salt_size);
-    const uint32_t first_id = g.next_rekey_message_id;
-    g.next_rekey_message_id += uint32_t(parts->size() + 1);
     g.next_rekey = now + std::chrono::seconds(g.config.rekey_period_seconds);
     if (result<void> saved = persist(g); !saved) {
         return saved;
@@ -887,11 +924,13 @@ result<std::unique_ptr<gcks>> gcks::create(gcks_config config)
 /// With a state_path: the database, and the signing key from it (or a new one, saved first).
 result<void> gcks::impl::open_store()
 {
-    if (config.state_path.empty()) {
+    const bool on_etcd = !config.etcd_endpoints.empty();
+    if (config.state_path.empty() && !on_etcd) {
         return {};
     }
     if (config.storage_key_path.empty()) {
-        return error{errc::config_missing_key, "gcks: state_path needs storage_key_path (keys are never stored in clear)"};
+        return error{errc::config_missing_key, std::string("gcks: ") + (on_etcd ? "etcd_endpoints" : "state_path") +
+                                                   " needs storage_key_path (keys are never stored in clear)"};
     }
     if (config.sender_id_block == 0) {
         return error{errc::config_bad_value, "gcks: sender_id_block must be at least 1"};
@@ -899,6 +938,9 @@ result<void> gcks::impl::open_store()
     result<secret> key = load_storage_key(config.storage_key_path);
     if (!key) {
         return key.err();
+    }
+    if (on_etcd) {
+        return open_etcd(std::move(*key));
     }
     result<gcks_store> opened = gcks_store::open(config.state_path, key->clone());
     if (!opened) {
@@ -908,36 +950,187 @@ result<void> gcks::impl::open_store()
     if (!trees) {
         return trees.err();
     }
-    store = std::move(*opened);
+    store = std::make_unique<gcks_store>(std::move(*opened));
     tree_store = std::move(*trees);
-    result<std::optional<secret>> der = store->signing_key_der();
-    if (!der) {
-        return der.err();
-    }
-    if (*der) {
-        result<signing_key> k = signing_key::from_private_der((*der)->view());
-        if (!k) {
-            return k.err();
+    return load_signing_key();
+}
+
+result<void> gcks::impl::load_signing_key()
+{
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        result<std::optional<secret>> der = store->signing_key_der();
+        if (!der) {
+            return der.err();
         }
-        signer = std::move(*k);
-        return {};
+        if (*der) {
+            result<signing_key> k = signing_key::from_private_der((*der)->view());
+            if (!k) {
+                return k.err();
+            }
+            signer = std::move(*k);
+            return {};
+        }
+        // Ours, unless another key server stored one first (etcd): read it back either way.
+        if (result<void> saved = store->save_signing_key(signer.private_der().view()); !saved) {
+            return saved;
+        }
     }
-    return store->save_signing_key(signer.private_der().view());
+    return error{errc::io, "gcks state: the signing key was saved but cannot be read back"};
+}
+
+/// Several key servers: the etcd client, the state under etcd_prefix, the election (a first step
+/// now, so that a lone key server leads from the start).
+result<void> gcks::impl::open_etcd(secret storage_key)
+{
+    if (config.leader_ttl_seconds < 2) {
+        return error{errc::config_bad_value, "gcks: leader_ttl_seconds must be at least 2"};
+    }
+    for (const group_config& gc : config.groups) {
+        if (gc.key_tree) {
+            return error{errc::unsupported, "group " + std::to_string(gc.group_id) +
+                                                ": key_tree is not supported with etcd_endpoints yet (SQLite only)"};
+        }
+    }
+    if (config.candidate_id.empty()) {
+        config.candidate_id = config.identity + "@" + socket.local().to_string();
+    }
+    const auto timeout = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(1000),
+                                                             std::chrono::milliseconds(config.leader_ttl_seconds * 250));
+    result<std::unique_ptr<etcd::client>> c = etcd::client::create(config.etcd_endpoints, timeout);
+    if (!c) {
+        return c.err();
+    }
+    etcd = std::move(*c);
+    result<std::unique_ptr<etcd_store>> opened = etcd_store::open(*etcd, config.etcd_prefix, config.candidate_id,
+                                                                   std::move(storage_key));
+    if (!opened) {
+        return opened.err();
+    }
+    election.emplace(*etcd, (*opened)->leader_key(), config.candidate_id, int64_t(config.leader_ttl_seconds));
+    store = std::move(*opened);
+    if (result<void> k = load_signing_key(); !k) {
+        return k;
+    }
+    leading = false;
+    result<bool> lead = election->step();
+    if (!lead) {
+        cluster_error = lead.err().detail;
+        ++counters.etcd_errors;
+    } else if (*lead) {
+        leading = true;
+        renewed = clock::now();
+        ++counters.leader_takeovers;
+    }
+    return {};
+}
+
+void gcks::impl::step_down(const std::string& why)
+{
+    if (leading) {
+        ++counters.leader_step_downs;
+    }
+    leading = false;
+    cluster_error = why;
+    // Registrations in progress cannot be finished by a server that may not write the state.
+    for (auto it = sessions.begin(); it != sessions.end();) {
+        auto next = std::next(it);
+        end_session(it);
+        it = next;
+    }
+}
+
+/// One election step, every leader_ttl/4 (at most every 500 ms). A leader whose last renewal is
+/// older than 2/3 of the TTL stops at once, before its lease can expire and a standby can lead;
+/// a failed step before that keeps the lead (the lease still holds) and retries.
+void gcks::impl::election_step()
+{
+    const auto ttl = std::chrono::seconds(config.leader_ttl_seconds);
+    if (leading && now - renewed >= ttl * 2 / 3) {
+        step_down("lease not renewed for 2/3 of leader_ttl_seconds");
+    }
+    if (now < next_election_step) {
+        return;
+    }
+    next_election_step = now + std::min<clock::duration>(std::chrono::milliseconds(500), ttl / 4);
+    const bool was = leading;
+    result<bool> lead = election->step();
+    if (!lead) {
+        ++counters.etcd_errors;
+        if (was && now - renewed < ttl * 2 / 3) {
+            // The lease outlives this failure (e.g. etcd electing a new raft leader): keep leading
+            // and renew at the next step; the check above ends it in time.
+            cluster_error = "etcd: " + lead.err().detail;
+            return;
+        }
+        step_down("etcd: " + lead.err().detail);
+        return;
+    }
+    if (!*lead) {
+        step_down(was ? "lost the leader key" : "standby");
+        cluster_error = was ? "lost the leader key" : "";
+        return;
+    }
+    if (!was) {
+        if (result<void> loaded = take_over(); !loaded) {
+            ++counters.etcd_errors;
+            election->resign();  // let another key server try
+            step_down("take-over: " + loaded.err().detail);
+            return;
+        }
+        ++counters.leader_takeovers;
+    }
+    leading = true;
+    renewed = now;  // the renewal happened after now: the lease lasts at least ttl from here
+    cluster_error.clear();
+}
+
+result<void> gcks::impl::take_over()
+{
+    if (result<void> k = load_signing_key(); !k) {
+        return k;
+    }
+    for (group_runtime& g : groups) {
+        g.registered.clear();
+        if (result<void> loaded = load_group_state(g); !loaded) {
+            return loaded;
+        }
+        if (result<void> ready = init_group_state(g); !ready) {
+            return ready;
+        }
+        g.next_rekey.reset();  // a period from the next tick, like after a start
+    }
+    return {};
 }
 
 /// The group as the store left it (same TEK, KEK and Message IDs; Sender-IDs after the last
-/// reservation), or a fresh one committed before use.
+/// reservation), or a fresh one committed before use. A standby (etcd) only reads: the leader
+/// owns the state, and a take-over loads it again.
 result<void> gcks::impl::add_group(const group_config& gc)
 {
-    const size_t tek_size = gc.tek_key_bits / 8 + gcm_salt_size;
     group_runtime g{gc, 0, {}, 1, random_secret(kek_key_size + gcm_salt_size), random_bytes(16), 1, {}, 1, {}, {}};
+    if (result<void> loaded = load_group_state(g); !loaded) {
+        return loaded;
+    }
+    if (leading) {
+        if (result<void> ready = init_group_state(g); !ready) {
+            return ready;
+        }
+    }
+    groups.push_back(std::move(g));
+    return {};
+}
+
+result<void> gcks::impl::load_group_state(group_runtime& g)
+{
+    const group_config& gc = g.config;
+    const size_t tek_size = gc.tek_key_bits / 8 + gcm_salt_size;
     if (store) {
         result<std::optional<stored_group>> loaded = store->load_group(gc.group_id);
         if (!loaded) {
             return loaded.err();
         }
         result<std::vector<endpoint>> members = store->members(gc.group_id);
-        result<std::vector<gcks_store::sender_assignment>> assigned = store->sender_ids(gc.group_id);
+        result<std::vector<sender_assignment>> assigned = store->sender_ids(gc.group_id);
         if (!members || !assigned) {
             return (!members ? members.err() : assigned.err());
         }
@@ -956,29 +1149,63 @@ result<void> gcks::impl::add_group(const group_config& gc)
             }
         }
     }
+    return {};
+}
+
+result<void> gcks::impl::init_group_state(group_runtime& g)
+{
     if (g.tek_spi == 0) {  // new group, or its TEK size changed in the config
-        g.tek_spi = fresh_spi(g);
-        g.tek_keymat = random_secret(tek_size);
+        result<uint32_t> spi = fresh_spi(g);
+        if (!spi) {
+            return spi.err();
+        }
+        g.tek_spi = *spi;
+        g.tek_keymat = random_secret(g.config.tek_key_bits / 8 + gcm_salt_size);
     }
-    if (gc.key_tree) {
+    if (g.config.key_tree && !g.lkh) {
         if (result<void> tree = load_key_tree(g); !tree) {
             return tree;
         }
     }
-    if (result<void> saved = persist(g); !saved) {
-        return saved;
-    }
-    groups.push_back(std::move(g));
-    return {};
+    return persist(g);
 }
 
-uint32_t gcks::impl::fresh_spi(const group_runtime& g) const
+result<uint32_t> gcks::impl::fresh_spi(const group_runtime& g)
 {
-    uint32_t spi = random_spi();
-    while (spi == g.tek_spi || (store && store->spi_issued(spi))) {
-        spi = random_spi();
+    for (int attempt = 0; attempt < 64; ++attempt) {
+        const uint32_t spi = random_spi();
+        if (spi == g.tek_spi) {
+            continue;
+        }
+        if (!store) {
+            return spi;
+        }
+        result<bool> ours = store->claim_spi(spi, g.config.group_id);
+        if (!ours) {
+            return ours.err();
+        }
+        if (*ours) {
+            return spi;
+        }
     }
-    return spi;
+    return error{errc::io, "group " + std::to_string(g.config.group_id) + ": no fresh TEK SPI after 64 tries"};
+}
+
+result<uint32_t> gcks::impl::take_message_ids(group_runtime& g, uint32_t count)
+{
+    uint32_t first = g.next_rekey_message_id;
+    if (store) {
+        result<uint32_t> reserved = store->reserve(g.config.group_id, gcks_state::counter::message_id, first, count);
+        if (!reserved) {
+            return reserved;
+        }
+        first = *reserved;
+    }
+    if (uint64_t(first) + count > 0xffffffffu) {
+        return error{errc::unsupported, "group " + std::to_string(g.config.group_id) + ": GSA_REKEY Message IDs exhausted"};
+    }
+    g.next_rekey_message_id = first + count;
+    return first;
 }
 
 /// Makes g.next_sender_id durable before it is handed out: commits the next block when the
@@ -989,10 +1216,18 @@ bool gcks::impl::reserve_sender_id(group_runtime& g, uint32_t limit)
         return true;
     }
     const uint64_t end = std::min<uint64_t>(uint64_t(g.next_sender_id) + config.sender_id_block, uint64_t(limit) + 1);
+    const uint32_t count = uint32_t(std::min<uint64_t>(end, 0xffffffffu) - g.next_sender_id);
+    result<uint32_t> first = store->reserve(g.config.group_id, gcks_state::counter::sender_id, g.next_sender_id, count);
+    if (!first || *first > limit) {
+        return false;
+    }
     const uint32_t before = g.sender_id_reserved;
-    g.sender_id_reserved = uint32_t(std::min<uint64_t>(end, 0xffffffffu));
+    const uint32_t next_before = g.next_sender_id;
+    g.next_sender_id = *first;  // another key server may have taken the values in between (etcd)
+    g.sender_id_reserved = uint32_t(std::min<uint64_t>(uint64_t(*first) + count, uint64_t(limit) + 1));
     if (!persist(g)) {
         g.sender_id_reserved = before;
+        g.next_sender_id = next_before;
         return false;
     }
     return true;
@@ -1004,6 +1239,17 @@ gcks::~gcks() = default;
 void gcks::tick(clock::time_point now)
 {
     _s->now = now;
+    if (_s->election) {
+        _s->election_step();
+        if (!_s->leading) {
+            // A standby (or a leader without etcd) answers nobody: members retransmit and then
+            // try their next key server.
+            while (std::optional<received_datagram> dg = _s->socket.receive()) {
+                ++_s->counters.not_leader_dropped;
+            }
+            return;
+        }
+    }
     _s->cookies.rotate_if_due(now, _s->config.admission.cookie_secret_lifetime);
     _s->expire_sessions();
     while (std::optional<received_datagram> dg = _s->socket.receive()) {
@@ -1015,7 +1261,29 @@ void gcks::tick(clock::time_point now)
 
 result<void> gcks::rekey(uint32_t group_id)
 {
+    if (!_s->leading) {
+        return error{errc::io, "gcks: not the leader of the key servers (" + _s->cluster_error + ")"};
+    }
     return _s->rekey(group_id);
+}
+
+void gcks::resign()
+{
+    if (_s->election) {
+        _s->election->resign();
+        _s->step_down("resigned");
+        _s->next_election_step = clock::time_point::max();  // no campaign after a clean stop
+    }
+}
+
+bool gcks::leading() const
+{
+    return _s->leading;
+}
+
+const std::string& gcks::cluster_error() const
+{
+    return _s->cluster_error;
 }
 
 size_t gcks::evict(const std::string& identity)

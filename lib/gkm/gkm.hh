@@ -112,6 +112,15 @@ struct gcks_config {
     std::string storage_key_path;
     /// Sender-IDs reserved per database write; a restart skips the unused rest of a block.
     uint32_t sender_id_block = 32;
+    /// Several key servers on etcd (README.md "Several key servers on etcd"): when set, the state
+    /// lives in etcd under etcd_prefix instead of state_path (keys wrapped under the storage key,
+    /// storage_key_path required), and only the elected leader answers registrations and sends
+    /// rekeys. Election steps and etcd calls run in tick() and block at most the client timeout
+    /// (min(1 s, leader_ttl_seconds / 4)) per endpoint tried.
+    std::vector<std::string> etcd_endpoints;   ///< "http://10.0.0.1:2379", ...
+    std::string etcd_prefix = "/msecgw/gcks";  ///< one prefix per cooperating group of key servers
+    std::string candidate_id;                  ///< unique per key server; empty: identity@listen address
+    uint32_t leader_ttl_seconds = 5;           ///< election lease: a dead leader is replaced after about this
     datagram_observer observer;
 };
 
@@ -146,6 +155,11 @@ struct gcks_counters {
     uint64_t membership_rekeys = 0;        ///< key tree batches committed and sent
     uint64_t membership_rekey_parts = 0;   ///< GSA_REKEY messages (parts) those batches needed
     uint64_t evictions = 0;                ///< members queued to leave (evict, set_members, superseded)
+    // Several key servers on etcd.
+    uint64_t leader_takeovers = 0;         ///< times this key server became the leader (state loaded from etcd)
+    uint64_t leader_step_downs = 0;        ///< times it stopped leading (lost or unrenewable lease, etcd down)
+    uint64_t etcd_errors = 0;              ///< election steps or state loads that etcd did not answer
+    uint64_t not_leader_dropped = 0;       ///< datagrams left unanswered because this server does not lead
 };
 
 class gcks {
@@ -174,6 +188,15 @@ public:
     size_t half_open_sessions() const;
     size_t sessions() const;
     std::optional<group_status> status(uint32_t group_id) const;
+    /// True while this key server answers registrations and sends rekeys: always without etcd,
+    /// with etcd while it holds the election.
+    bool leading() const;
+    /// With etcd: why the last election step or state load failed (no secrets), empty when it worked.
+    const std::string& cluster_error() const;
+    /// A clean stop with etcd: gives up the lead at once (a standby takes over at its next step,
+    /// without waiting for the lease) and answers nobody from then on. Destroying the object
+    /// without it behaves like a crash: the lease runs out.
+    void resign();
 
 private:
     struct impl;
@@ -205,6 +228,10 @@ std::string_view to_string(member_state s);
 struct member_config {
     endpoint local{0x7f000001, 0};
     endpoint gcks;
+    /// Several key servers: tried in order, the next one when a registration (or recovery)
+    /// gets no answer after the retransmissions; empty: just gcks. They share the identity,
+    /// keys and rekey signing key (a cooperative group on etcd).
+    std::vector<endpoint> key_servers;
     std::string identity;
     bytes psk;                            ///< empty when the member signs with a certificate
     certificate_config certificates;      ///< our certificate (instead of psk); ca_file to verify a signing GCKS
@@ -238,6 +265,7 @@ struct member_counters {
     uint64_t reregistrations = 0;  ///< recoveries started (gap, TEK expiry, retry)
     uint64_t key_tree_rekeys = 0;  ///< membership rekeys applied (new path keys and KEK)
     uint64_t key_tree_failures = 0;  ///< membership rekeys that could not be applied (evicted, missed part)
+    uint64_t gcks_failovers = 0;     ///< registrations moved to the next key server after a timeout
 };
 
 class group_member {
@@ -262,6 +290,8 @@ public:
     uint64_t transmissions() const;
     const member_counters& counters() const;
     const endpoint& local() const;
+    /// The key server registrations go to now (member_config::key_servers rotate on timeouts).
+    const endpoint& key_server() const;
     int fd() const;
     /// The socket joined to the GCKS's multicast rekey address, or -1.
     int rekey_fd() const;

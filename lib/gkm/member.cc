@@ -88,13 +88,21 @@ struct group_member::impl {
     std::optional<lkh_parts> collecting;
     std::optional<udp_socket> multicast;  ///< joined to the KEK policy's rekey address
 
+    size_t server = 0;          ///< index into config.key_servers
+    size_t failovers_left = 0;  ///< key servers still to try for the registration in progress
+
+    const endpoint& gcks() const
+    {
+        return config.key_servers.empty() ? config.gcks : config.key_servers[server % config.key_servers.size()];
+    }
+
     void transmit(byte_view data)
     {
         if (config.observer) {
-            config.observer(datagram_direction::sent, socket.local(), config.gcks, data);
+            config.observer(datagram_direction::sent, socket.local(), gcks(), data);
         }
         ++transmissions;
-        socket.send_to(config.gcks, data);
+        socket.send_to(gcks(), data);
     }
 
     void send_request(bytes wire, uint32_t message_id, clock::time_point now)
@@ -120,7 +128,8 @@ struct group_member::impl {
         }
     }
 
-    void start(clock::time_point now, bool keep_keys = false);
+    /// failover: the same registration again at the next key server (the round is not restarted).
+    void start(clock::time_point now, bool keep_keys = false, bool failover = false);
     void recover(clock::time_point now);
     void check_recovery(clock::time_point now);
     clock::time_point last_progress;  ///< time of the latest tick (for fail())
@@ -169,8 +178,11 @@ void group_member::impl::retry_with_cookie(const notify_payload& cookie, clock::
     send_request(encode_message(*request), 0, now);
 }
 
-void group_member::impl::start(clock::time_point now, bool keep_keys)
+void group_member::impl::start(clock::time_point now, bool keep_keys, bool failover)
 {
+    if (!failover) {
+        failovers_left = config.key_servers.empty() ? 0 : config.key_servers.size() - 1;
+    }
     recovering = keep_keys;
     retry_at.reset();
     result<ecdh_key> key = ecdh_key::generate(config.group);
@@ -201,8 +213,16 @@ void group_member::impl::retransmit_if_due(clock::time_point now)
     if (!pending || now < pending->next_send) {
         return;
     }
+    if (pending->transmissions >= config.retransmit.max_transmissions && failovers_left > 0) {
+        // This key server does not answer: the same registration (or recovery) at the next one.
+        --failovers_left;
+        server = (server + 1) % config.key_servers.size();
+        ++counters.gcks_failovers;
+        start(now, recovering, true);
+        return;
+    }
     if (pending->transmissions >= config.retransmit.max_transmissions) {
-        fail(member_state::timed_out, "no response from " + config.gcks.to_string() + " after " +
+        fail(member_state::timed_out, "no response from " + gcks().to_string() + " after " +
                                           std::to_string(pending->transmissions) + " transmissions");
         return;
     }
@@ -222,7 +242,7 @@ void group_member::impl::handle(const received_datagram& dg, clock::time_point n
         handle_rekey(*m, dg.data, now);
         return;
     }
-    if (!pending || !(dg.source == config.gcks)) {
+    if (!pending || !(dg.source == gcks())) {
         return;
     }
     if (!m || !m->header.is_response() || m->header.from_initiator() || m->header.spi_i != spi_i ||
@@ -782,6 +802,11 @@ uint64_t group_member::transmissions() const
 const member_counters& group_member::counters() const
 {
     return _s->counters;
+}
+
+const endpoint& group_member::key_server() const
+{
+    return _s->gcks();
 }
 
 const endpoint& group_member::local() const

@@ -169,6 +169,8 @@ constexpr member_counter member_counters[] = {
      &member_sample::rekeys_missed},
     {"msecgw_gkm_member_reregistrations_total", "Recoveries started (missed rekey, expired key, retry).",
      &member_sample::reregistrations},
+    {"msecgw_gkm_member_key_server_failovers_total", "Registrations moved to the next key server after a timeout.",
+     &member_sample::gcks_failovers},
 };
 
 void add_members(std::vector<MetricFamily>& out, const std::vector<member_sample>& members)
@@ -218,6 +220,14 @@ constexpr server_counter server_counters[] = {
      &key_server_sample::half_open_dropped},
     {"msecgw_gkm_server_half_open_expired_total", "Half-open IKE SAs removed after admission.half_open_timeout_ms.",
      &key_server_sample::half_open_expired},
+    {"msecgw_gkm_server_leader_takeovers_total", "Times this key server became the leader of the key servers on etcd.",
+     &key_server_sample::leader_takeovers},
+    {"msecgw_gkm_server_leader_step_downs_total", "Times it stopped leading (lease lost or not renewable, etcd down).",
+     &key_server_sample::leader_step_downs},
+    {"msecgw_gkm_server_etcd_errors_total", "Election steps or state loads etcd did not answer (e.g. no quorum).",
+     &key_server_sample::etcd_errors},
+    {"msecgw_gkm_server_not_leader_dropped_total", "Datagrams left unanswered because this key server does not lead.",
+     &key_server_sample::not_leader_dropped},
 };
 
 void add_key_server(std::vector<MetricFamily>& out, const std::optional<key_server_sample>& ks)
@@ -234,6 +244,9 @@ void add_key_server(std::vector<MetricFamily>& out, const std::optional<key_serv
     for (const auto& c : server_counters) {
         family(out, c.name, c.help, MetricType::Counter).add({}, static_cast<double>(*ks.*c.field));
     }
+    family(out, "msecgw_gkm_server_leading", "1 while this key server answers registrations (the etcd leader, or alone).",
+           MetricType::Gauge)
+        .add({}, ks->leading ? 1.0 : 0.0);
     family(out, "msecgw_gkm_server_sessions", "IKE SAs the key server holds, half-open ones and all.", MetricType::Gauge)
         .add({{"state", "half_open"}}, static_cast<double>(ks->half_open_sessions))
         .add({{"state", "all"}}, static_cast<double>(ks->sessions));

@@ -63,6 +63,7 @@ struct member_sample {
     uint64_t rekeys_replayed = 0;
     uint64_t rekeys_missed = 0;
     uint64_t reregistrations = 0;
+    uint64_t gcks_failovers = 0;  ///< registrations moved to the next key server of member.key_server
 };
 
 /// The embedded key server's counters (gkm::gcks_counters) and state.
@@ -84,6 +85,12 @@ struct key_server_sample {
     uint64_t half_open_sessions = 0;
     uint64_t sessions = 0;
     std::vector<std::pair<std::string, uint64_t>> group_members; ///< group name, addresses rekeys go to
+    // Several key servers on etcd (always leading without).
+    bool leading = true;
+    uint64_t leader_takeovers = 0;
+    uint64_t leader_step_downs = 0;
+    uint64_t etcd_errors = 0;
+    uint64_t not_leader_dropped = 0;
 };
 
 /// What one scrape reports.

@@ -227,3 +227,34 @@ TEST(config_keys, MemberAndGroupPolicyErrors)
     expect_error(base("policies:\n  - {dir: out, action: protect}\n"), errc::config_missing_key, 6, "policies[0]",
                  "'sa' or 'group'");
 }
+
+TEST(config_keys, SeveralKeyServersOnEtcd)
+{
+    const gateway_cfg c = load_ok(base(
+        group() +
+        key_server("  storage_key_file: /etc/msecgw/k\n"
+                   "  etcd_endpoints: [http://10.0.0.1:2379, http://10.0.0.2:2379]\n"
+                   "  etcd_prefix: /msecgw/r1\n  candidate_id: ks-1\n  leader_ttl_seconds: 7\n") +
+        std::string("member:\n  identity: gw-a\n  psk: \"") + psk_a +
+        "\"\n  key_server: [127.0.0.1:18848, 127.0.0.2]\n"));
+    ASSERT_TRUE(c.key_server && c.member);
+    EXPECT_EQ(c.key_server->etcd_endpoints, (std::vector<std::string>{"http://10.0.0.1:2379", "http://10.0.0.2:2379"}));
+    EXPECT_EQ(c.key_server->etcd_prefix, "/msecgw/r1");
+    EXPECT_EQ(c.key_server->candidate_id, "ks-1");
+    EXPECT_EQ(c.key_server->leader_ttl_seconds, 7u);
+    ASSERT_EQ(c.member->key_servers.size(), 2u);
+    EXPECT_EQ(c.member->key_servers[1].address, "127.0.0.2");
+    EXPECT_EQ(c.member->key_servers[1].port, 848);
+    EXPECT_EQ(c.member->key_server.port, 18848) << "key_server is the first of the list";
+
+    const gateway_cfg one = load_ok(base(group() + key_server() + member()));
+    ASSERT_EQ(one.member->key_servers.size(), 1u);
+    EXPECT_TRUE(one.key_server->etcd_endpoints.empty());
+    EXPECT_EQ(one.key_server->leader_ttl_seconds, 5u);
+
+    // The state lives in etcd: keys wrapped under a storage key, and no SQLite file besides.
+    expect_error(base(group() + key_server("  etcd_endpoints: [http://10.0.0.1:2379]\n")), errc::config_missing_key, 8,
+                 "key_server", "storage_key_file");
+    expect_error(base(group() + key_server("  storage_key_file: /k\n  leader_ttl_seconds: 1\n")), errc::config_bad_value,
+                 13, "key_server.leader_ttl_seconds", "");
+}
