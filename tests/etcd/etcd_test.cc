@@ -94,9 +94,17 @@ TEST_F(etcd_cluster, LosingOneMemberChangesNothingLosingTwoStopsWithAClearError)
     auto first = a.reserve(10);
     ASSERT_TRUE(first.ok());
     c->stop(0);
+    // If member 0 led the raft group, the other two elect a new leader first (election timeout
+    // 500 ms): requests in between time out. A timed-out reservation may still have committed, so
+    // a block can be skipped, never handed out twice.
     auto second = a.reserve(10);
+    for (int i = 0; i < 40 && !second.ok(); ++i) {
+        std::this_thread::sleep_for(100ms);
+        second = a.reserve(10);
+    }
     ASSERT_TRUE(second.ok()) << second.err().detail;
-    EXPECT_EQ(*second, *first + 10);
+    EXPECT_GE(*second, *first + 10);
+    EXPECT_EQ((*second - *first) % 10, 0u);
     c->stop(1);
     auto third = a.reserve(10);
     ASSERT_FALSE(third.ok()) << "no quorum must not hand out values";
