@@ -45,6 +45,11 @@ result<gkm::endpoint> endpoint_of(const config::udp_endpoint& e)
     return gkm::endpoint::parse(e.address, e.port);
 }
 
+gkm::certificate_config certificates_of(const config::certificate_cfg& c)
+{
+    return {c.certificate_file, c.private_key_file, c.ca_file};
+}
+
 result<gkm::gcks_config> gcks_config_of(const config::gateway_cfg& cfg)
 {
     const config::key_server_cfg& ks = *cfg.key_server;
@@ -96,7 +101,7 @@ result<gkm::gcks_config> gcks_config_of(const config::gateway_cfg& cfg)
     c.etcd_prefix = ks.etcd_prefix;
     c.candidate_id = ks.candidate_id;
     c.leader_ttl_seconds = ks.leader_ttl_seconds;
-    c.certificates = {ks.certificates.certificate_file, ks.certificates.private_key_file, ks.certificates.ca_file};
+    c.certificates = certificates_of(ks.certificates);
     const auto& a = ks.admission;
     c.admission.half_open_timeout = std::chrono::milliseconds(a.half_open_timeout_ms);
     c.admission.max_half_open = a.max_half_open;
@@ -236,7 +241,7 @@ result<std::unique_ptr<key_manager>> key_manager::create(const config::gateway_c
         }
         c.identity = mc.identity;
         c.psk = gkm::bytes(mc.psk.bytes());
-        c.certificates = {mc.certificates.certificate_file, mc.certificates.private_key_file, mc.certificates.ca_file};
+        c.certificates = certificates_of(mc.certificates);
         c.gcks_identity = mc.key_server_identity;
         c.group_id = g.id;
         c.sender = m->sender;

@@ -17,18 +17,13 @@ constexpr uint32_t max_ip_len = 0xffff;
 
 /// Builds the ESP tunnel packet around packet i in place (RFC 5374 address preservation) and
 /// queues its GCM operation; the L2 header (with its VLAN tag) moves to the new front.
-bool esp_encap(lcore_ctx& lc, const rx_binding& b, sa::out_sa& sa, uint32_t sa_index, rte_mbuf* m, uint16_t i,
-               uint16_t& nops, drop_reason& why)
+/// `snd`: the SA's source-authentication sender, or null: the tag goes between the ESP IV and
+/// the inner packet (a signature trailer after it), ESP next header 253 (docs/wire-format.md).
+bool esp_encap(lcore_ctx& lc, const rx_binding& b, sa::out_sa& sa, uint32_t sa_index, const auth_sender* snd,
+               rte_mbuf* m, uint16_t i, uint16_t& nops, drop_reason& why)
 {
     burst_scratch& s = lc.scratch;
     const packet::pkt_meta& meta = s.meta[i];
-    // Source authentication: the tag goes between the ESP IV and the inner packet (a signature
-    // trailer after it), ESP next header 253 (docs/wire-format.md).
-    const auth_sender* snd = sa.auth_slot == sa::no_auth_slot ? nullptr : lc.auth->senders[sa.auth_slot].get();
-    if (sa.auth_slot != sa::no_auth_slot && snd == nullptr) {
-        why = drop_reason::srcauth_tag_failed; // the block has no signing key
-        return false;
-    }
     const uint16_t ah = snd ? snd->header_len() : 0;
     const uint16_t at = snd ? snd->trailer_len() : 0;
     const esp::outb_layout lay = esp::layout_for(meta.family, static_cast<uint16_t>(ah + meta.ip_len + at));
@@ -133,10 +128,11 @@ struct rule_target {
     config::policy_action action = config::policy_action::discard;
     sa::out_sa* sa = nullptr; ///< PROTECT: the SA, or nullptr when it cannot seal now (see why)
     uint32_t sa_index = no_sa;
+    const auth_sender* snd = nullptr; ///< the SA's source-authentication sender, if it tags
     drop_reason why = drop_reason::policy_no_match;
 };
 
-rule_target resolve(const dp_state& st, policy::rule_id id)
+rule_target resolve(const lcore_ctx& lc, const dp_state& st, policy::rule_id id)
 {
     rule_target t;
     t.id = id;
@@ -155,6 +151,13 @@ rule_target resolve(const dp_state& st, policy::rule_id id)
         const bool expired = sa.expired.load(std::memory_order_relaxed) != 0;
         t.why = expired ? drop_reason::sa_expired : drop_reason::sa_not_ready;
         t.sa = expired || sa.stopped.load(std::memory_order_relaxed) != 0 ? nullptr : &sa;
+        if (t.sa != nullptr && sa.auth_slot != sa::no_auth_slot) {
+            t.snd = lc.auth->senders[sa.auth_slot].get();
+            if (t.snd == nullptr) {
+                t.why = drop_reason::srcauth_tag_failed; // the block has no signing key
+                t.sa = nullptr;
+            }
+        }
     }
     return t;
 }
@@ -192,7 +195,7 @@ uint16_t outb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rt
     for (uint16_t i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];
         if (s.rule[i] != t.id) {
-            t = resolve(st, s.rule[i]);
+            t = resolve(lc, st, s.rule[i]);
         }
         if (good != i) {
             s.meta[good] = s.meta[i]; // slot `good` is free: a dropped packet leaves it free again
@@ -209,7 +212,7 @@ uint16_t outb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rt
             continue;
         }
         if (t.sa != nullptr) {
-            if (esp_encap(lc, b, *t.sa, t.sa_index, m, good, nops, why)) {
+            if (esp_encap(lc, b, *t.sa, t.sa_index, t.snd, m, good, nops, why)) {
                 pkts[good++] = m;
                 continue;
             }

@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include "config/config.hh"
+#include "config_expect.hh"
 
 using namespace msecgw;
 using namespace msecgw::config;
+using msecgw::config::test::load_ok;
 
 namespace {
 
@@ -41,34 +43,11 @@ std::string block_sa(const std::string& dir)
            "    key: \"" + key128 + "\"\n";
 }
 
-/// Key material must never reach a message: neither the key part nor the salt of our test keys.
-void expect_no_key_material(const std::string& detail)
-{
-    for (const char* secret : {"feffe9928665", "cafebabe", "aaaaaaaa", "0badc0de"}) {
-        EXPECT_EQ(detail.find(secret), std::string::npos) << "key material leaked: " << detail;
-    }
-}
-
-/// Loads text that must fail; checks the class and that the message starts "c.yaml:LINE: KEY: ".
+/// Loads text that must fail; checks the class, that the message starts "c.yaml:LINE: KEY: ",
+/// and that neither the key part nor the salt of our test keys reaches it.
 void expect_error(const std::string& yaml, errc code, int line, const std::string& key, const std::string& word = "")
 {
-    auto r = load_string(yaml, "c.yaml");
-    ASSERT_FALSE(r.ok()) << yaml;
-    EXPECT_EQ(r.err().code, code) << r.err().detail;
-    const std::string prefix = "c.yaml:" + std::to_string(line) + ": " + key + ": ";
-    EXPECT_EQ(r.err().detail.rfind(prefix, 0), 0u) << "want prefix '" << prefix << "' in '" << r.err().detail << "'";
-    EXPECT_EQ(r.err().detail.find('\n'), std::string::npos) << r.err().detail;
-    if (!word.empty()) {
-        EXPECT_NE(r.err().detail.find(word), std::string::npos) << "want '" << word << "' in " << r.err().detail;
-    }
-    expect_no_key_material(r.err().detail);
-}
-
-gateway_cfg load_ok(const std::string& yaml)
-{
-    auto r = load_string(yaml, "c.yaml");
-    EXPECT_TRUE(r.ok()) << r.err().detail << "\n" << yaml;
-    return r.ok() ? std::move(r.value()) : gateway_cfg{};
+    test::expect_config_error(yaml, code, line, key, word, {"feffe9928665", "cafebabe", "aaaaaaaa", "0badc0de"});
 }
 
 /// The single policy of `base() + "policies:\n  - {" + rule + "}"`.
