@@ -30,7 +30,8 @@ def main():
     p.add_argument("--mem", default="-m 256 --huge-unlink")
     p.add_argument("--nice", type=int, default=0,
                    help="run both builds at this nice value, in a session (autogroup) of their own (e.g. -15 "
-                        "on a box busy with compiles, so that neither runs in slivers of CPU time with cold caches)")
+                        "on a box busy with compiles, so that neither runs in slivers of CPU time with cold caches)"
+                        "; see esp_bench.Bench.prio")
     a = p.parse_args()
     try:
         os.sched_setaffinity(0, {int(a.lcores.split(",")[0])})
@@ -38,16 +39,6 @@ def main():
         pass
     a.msecgw = a.a
     b = Bench(a)
-    if a.nice:
-        for k in ("a", "b"):  # exec keeps the pid that find_worker looks in
-            w = os.path.join(b.work, "%s.sh" % k)
-            with open(w, "w") as f:
-                # A session of its own with that nice for its autogroup too: with autogroup
-                # scheduling, plain nice only ranks threads within one session.
-                f.write("#!/bin/sh\nexec setsid sh -c 'echo %d > /proc/self/autogroup && exec nice -n %d %s \"$@\"' sh \"$@\"\n"
-                        % (a.nice, a.nice, os.path.abspath(getattr(a, k))))
-            os.chmod(w, 0o755)
-            setattr(a, k, w)
     pcap = os.path.join(b.work, "mcast_%d.pcap" % a.size)
     make_pcap(pcap, a.size)
     if a.dir == "in":
