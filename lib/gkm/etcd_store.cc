@@ -148,6 +148,44 @@ result<std::optional<stored_group>> etcd_store::load_group(uint32_t group_id) co
 
 result<void> etcd_store::save_group(const stored_group& g)
 {
+    result<std::string> raw = encode(g);
+    if (!raw) {
+        return raw.err();
+    }
+    return fenced({etcd::operation::put(group_key(g.group_id, "record"), *raw)}, "save group");
+}
+
+result<uint32_t> etcd_store::save_group_taking_message_ids(stored_group g, uint32_t count)
+{
+    etcd::allocator a(_c, group_key(g.group_id, "message_id"));
+    std::optional<error> failed;
+    result<uint64_t> first = a.reserve(count, g.next_rekey_message_id, {etcd::compare::value_is(leader_key(), _id)},
+                                       [&](uint64_t first) {
+                                           g.next_rekey_message_id = uint32_t(std::min<uint64_t>(first + count, 0xffffffffu));
+                                           result<std::string> raw = encode(g);
+                                           if (!raw) {
+                                               failed = raw.err();
+                                               return std::vector<etcd::operation>();
+                                           }
+                                           return std::vector<etcd::operation>{
+                                               etcd::operation::put(group_key(g.group_id, "record"), *raw)};
+                                       });
+    if (failed) {
+        return *failed;  // (the reservation went through without the record: a harmless gap)
+    }
+    if (!first) {
+        return first.err().code == errc::config_reference
+                   ? error{errc::io, "gcks state in etcd: save rekey: " + _id + " is not the leader"}
+                   : etcd_error("save rekey", first.err());
+    }
+    if (*first + count > 0xffffffffull) {
+        return error{errc::unsupported, "gcks state in etcd: reserve Message IDs: values exhausted"};
+    }
+    return uint32_t(*first);
+}
+
+result<std::string> etcd_store::encode(const stored_group& g) const
+{
     result<bytes> tek = _storage.wrap(g.tek_keymat.view());
     result<bytes> kek = _storage.wrap(g.kek.view());
     if (!tek || !kek) {
@@ -162,7 +200,7 @@ result<void> etcd_store::save_group(const stored_group& g)
     put_blob(w, g.kek_spi);
     w.u32(g.sender_id_reserved);
     w.u32(g.next_rekey_message_id);
-    return fenced({etcd::operation::put(group_key(g.group_id, "record"), as_string(raw))}, "save group");
+    return as_string(raw);
 }
 
 result<bool> etcd_store::claim_spi(uint32_t spi, uint32_t group_id)

@@ -46,6 +46,8 @@ public:
     result<bool> claim_spi(uint32_t spi, uint32_t group_id) override;
     /// etcd::allocator blocks; `next` is only the floor of a group's first reservation.
     result<uint32_t> reserve(uint32_t group_id, counter what, uint32_t next, uint32_t count) override;
+    /// One transaction: the Message ID allocator's compare-and-swap, the leader fence, the record.
+    result<uint32_t> save_group_taking_message_ids(stored_group g, uint32_t count) override;
     result<std::vector<endpoint>> members(uint32_t group_id) const override;
     /// Fenced on the leader key; the Sender-ID record is create-if-absent.
     result<void> record_registration(uint32_t group_id, const endpoint& where, const std::string& identity,
@@ -63,6 +65,8 @@ private:
     {
     }
     std::string group_key(uint32_t group_id, const char* what) const;
+    /// The group record as stored (keys wrapped).
+    result<std::string> encode(const stored_group& g) const;
     /// The operations in one transaction, only while we hold the leader key (and `also` holds).
     result<void> fenced(std::vector<etcd::operation> ops, const char* what, std::vector<etcd::compare> also = {});
 

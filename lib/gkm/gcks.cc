@@ -253,8 +253,9 @@ struct gcks::impl {
     /// A TEK SPI never issued before (by this process or, with a store, any earlier one, or
     /// with etcd any key server).
     result<uint32_t> fresh_spi(const group_runtime& g);
-    /// count GSA_REKEY Message IDs, reserved in the store before use; returns the first.
-    result<uint32_t> take_message_ids(group_runtime& g, uint32_t count);
+    /// count GSA_REKEY Message IDs and the group as it is now (new TEK, KEK), committed to the
+    /// store together before use; returns the first.
+    result<uint32_t> commit_rekey(group_runtime& g, uint32_t count);
     result<void> persist(const group_runtime& g) { return store ? store->save_group(g.snapshot()) : result<void>(); }
     bool reserve_sender_id(group_runtime& g, uint32_t limit);
     void record_issued(issued_value::kind what, uint32_t group_id, uint32_t first, uint32_t count = 1)
@@ -633,24 +634,22 @@ result<void> gcks::impl::rekey(uint32_t group_id)
     if (g->next_rekey_message_id == 0xffffffffu) {
         return error{errc::unsupported, "group " + std::to_string(group_id) + ": GSA_REKEY Message IDs exhausted"};
     }
-    // The new TEK and the Message ID are committed before anything goes on the wire. If that
-    // fails the group keeps its TEK; the Message ID is burnt (a gap is harmless, a reuse is not).
+    // The new TEK and the Message ID are committed together before anything goes on the wire.
+    // If that fails the group keeps its TEK and no Message ID was taken (an unused SPI claim is
+    // harmless).
     result<uint32_t> spi = fresh_spi(*g);
     if (!spi) {
         return spi.err();
-    }
-    result<uint32_t> message_id = take_message_ids(*g, 1);
-    if (!message_id) {
-        return message_id.err();
     }
     const uint32_t old_spi = g->tek_spi;
     secret old_keymat = std::move(g->tek_keymat);
     g->tek_spi = *spi;
     g->tek_keymat = random_secret(g->config.tek_key_bits / 8 + gcm_salt_size);
-    if (result<void> saved = persist(*g); !saved) {
+    result<uint32_t> message_id = commit_rekey(*g, 1);
+    if (!message_id) {
         g->tek_spi = old_spi;
         g->tek_keymat = std::move(old_keymat);
-        return saved;
+        return message_id.err();
     }
     result<std::vector<payload>> inner = tek_rekey_payloads(*g);
     if (!inner) {
@@ -849,20 +848,17 @@ result<void> gcks::impl::commit_batch(group_runtime& g)
     if (!spi) {
         return spi.err();
     }
-    result<uint32_t> first = take_message_ids(g, uint32_t(parts->size() + 1));
-    if (!first) {
-        return first.err();
-    }
-    const uint32_t first_id = *first;
     secret old_kek = std::move(g.kek);
     result<secret> root = t.tree.group_key();
     g.kek = root ? lkh_kek(root->view()) : random_secret(kek_key_size + gcm_salt_size);  // empty: nobody to tell
     g.tek_spi = *spi;
     g.tek_keymat = random_secret(g.config.tek_key_bits / 8 + gcm_salt_size);
     g.next_rekey = now + std::chrono::seconds(g.config.rekey_period_seconds);
-    if (result<void> saved = persist(g); !saved) {
-        return saved;
+    result<uint32_t> first = commit_rekey(g, uint32_t(parts->size() + 1));
+    if (!first) {
+        return first.err();
     }
+    const uint32_t first_id = *first;
     for (size_t i = 0; i < parts->size(); ++i) {
         result<std::vector<payload>> kd = decode_payload_chain(payload_type::kd, (*parts)[i]);
         if (!kd) {
@@ -1249,11 +1245,11 @@ result<uint32_t> gcks::impl::fresh_spi(const group_runtime& g)
     return error{errc::io, "group " + std::to_string(g.config.group_id) + ": no fresh TEK SPI after 64 tries"};
 }
 
-result<uint32_t> gcks::impl::take_message_ids(group_runtime& g, uint32_t count)
+result<uint32_t> gcks::impl::commit_rekey(group_runtime& g, uint32_t count)
 {
     uint32_t first = g.next_rekey_message_id;
     if (store) {
-        result<uint32_t> reserved = store->reserve(g.config.group_id, gcks_state::counter::message_id, first, count);
+        result<uint32_t> reserved = store->save_group_taking_message_ids(g.snapshot(), count);
         if (!reserved) {
             return reserved;
         }

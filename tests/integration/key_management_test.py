@@ -107,7 +107,9 @@ class KeyTestbed(LiveTestbed):
         return json.loads(r.stdout)
 
     def group_of(self, name):
-        if not os.path.exists(self.path(f"{name}.sock")):
+        # The socket listens before the EAL starts; it answers once the control loop runs (a
+        # busy machine can take longer than the CLI's timeout to get there).
+        if not os.path.exists(self.path(f"{name}.sock")) or "CLI on unix socket" not in self.log(name):
             return None
         groups = self.cli_json(name, "show", "group")["groups"]
         return groups[0] if groups else None
