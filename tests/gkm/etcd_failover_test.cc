@@ -170,6 +170,11 @@ protected:
             for (int i = 0; i < 3; ++i) {
                 if (servers[i] && !paused[i]) {
                     servers[i]->tick(clock::now());
+                    for (const issued_value& v : servers[i]->take_issued()) {
+                        for (uint32_t k = 0; k < v.count; ++k) {
+                            taken[{v.what, v.first + k}].push_back(i);
+                        }
+                    }
                 }
             }
             for (auto& m : members) {
@@ -218,6 +223,8 @@ protected:
     std::string key_path;
     uint32_t lease_ttl = ttl;
     bool key_tree = false;  ///< the group is a key_tree (LKH) group
+    /// The key servers' own journal of values taken (gcks::take_issued): value -> who took it.
+    std::map<std::pair<issued_value::kind, uint32_t>, std::vector<int>> taken;
     std::unique_ptr<gcks> servers[3];
     bool paused[3] = {false, false, false};
     std::vector<std::unique_ptr<gkm::group_member>> members;
@@ -316,6 +323,10 @@ TEST_F(etcd_failover, KilledAndPausedLeadersAreReplacedWithoutReuseOrStorm)
     EXPECT_EQ(log.reused, 0);
     std::printf("issued: %zu Message IDs, %zu TEK SPIs, %zu Sender-IDs, none twice\n", log.message_ids.size(),
                 log.spis.size(), log.sender_ids.size());
+    for (const auto& [value, by] : taken) {
+        EXPECT_EQ(by.size(), 1u) << to_string(value.first) << " " << value.second << " taken by several key servers";
+    }
+    EXPECT_GE(taken.size(), log.message_ids.size() + log.spis.size());
     EXPECT_GE(log.message_ids.size(), 5u);
     EXPECT_GE(log.spis.size(), 4u);
 }
@@ -348,6 +359,11 @@ TEST_F(etcd_failover, LosingOneEtcdMemberChangesNothingLosingTwoStopsRegistratio
     EXPECT_GT(servers[0]->counters().etcd_errors, 0u);
     EXPECT_FALSE(servers[0]->cluster_error().empty());
     std::printf("without quorum: %s\n", servers[0]->cluster_error().c_str());
+    for (int i = 0; i < 2; ++i) {  // backing off, not spinning: the wait doubles up to 2 x TTL
+        EXPECT_GT(servers[i]->etcd_backoff().count(), 0);
+        EXPECT_LE(servers[i]->etcd_backoff(), std::chrono::seconds(2 * lease_ttl));
+        EXPECT_GE(servers[i]->etcd_consecutive_failures(), 1u);
+    }
     gkm::group_member& late = add_member(4);
     // Every tick now waits for etcd's timeout (the price of blocking calls on the control
     // thread), so the member's retransmissions run slowly: a generous bound.
