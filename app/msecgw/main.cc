@@ -207,7 +207,8 @@ int run(const msecgw::app::options& opts, msecgw::config::gateway_cfg cfg,
 }
 
 /// --gcks-only: the configuration's key server alone, on kernel sockets; no EAL, no ports.
-int run_key_server(const msecgw::app::options& opts, const msecgw::config::gateway_cfg& cfg)
+int run_key_server(const msecgw::app::options& opts, const msecgw::config::gateway_cfg& cfg,
+                   const std::optional<msecgw::metrics::endpoint>& metrics_ep)
 {
     using clock = std::chrono::steady_clock;
     if (!cfg.key_server) {
@@ -218,11 +219,24 @@ int run_key_server(const msecgw::app::options& opts, const msecgw::config::gatew
     if (!keys) {
         return fail(keys.err().detail);
     }
+    auto exp = start_metrics(metrics_ep);
+    if (!exp) {
+        return fail(exp.err().detail, 2);
+    }
+    // A scrape: the key server's counters (no ports, so every packet counter stays 0).
+    const std::function<msecgw::metrics::sample()> take = [&] {
+        msecgw::metrics::sample s{};
+        msecgw::app::add_key_samples(keys->get(), s);
+        return s;
+    };
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     const auto end = clock::now() + std::chrono::duration<double>(opts.duration);
     while (g_signal == 0 && (opts.duration <= 0 || clock::now() < end)) {
         (*keys)->tick(clock::now());
+        if (*exp) {
+            (*exp)->serve(take);
+        }
         pollfd p{(*keys)->key_server()->fd(), POLLIN, 0};
         ::poll(&p, 1, 10); // wakes for a datagram, or every 10 ms for retransmissions and rekeys
     }
@@ -256,9 +270,6 @@ int main(int argc, char** argv)
     if (!cfg) {
         return fail(cfg.err().detail, 2);
     }
-    if (opts->gcks_only) {
-        return run_key_server(*opts, cfg.value());
-    }
     // --metrics errors too: no port, port out of range, address in use.
     std::optional<msecgw::metrics::endpoint> metrics_ep;
     if (!opts->metrics.empty()) {
@@ -268,6 +279,9 @@ int main(int argc, char** argv)
             return fail(r.err().detail, 2);
         }
         metrics_ep = *ep;
+    }
+    if (opts->gcks_only) {
+        return run_key_server(*opts, cfg.value(), metrics_ep);
     }
     if (opts->interactive && ::isatty(STDIN_FILENO) != 1) {
         return fail("--interactive: stdin is not a terminal (use --cli-socket PATH and msecgw-cli)", 2);

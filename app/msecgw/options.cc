@@ -11,7 +11,7 @@ const char* usage()
     return "usage: msecgw [EAL options] -- [--config FILE] [--keylog FILE] [--duration SECONDS]\n"
            "                             [--stats-json FILE] [--metrics ADDR:PORT]\n"
            "                             [--cli-socket PATH] [-i|--interactive]\n"
-           "       msecgw --gcks-only --config FILE [--duration SECONDS]\n"
+           "       msecgw --gcks-only --config FILE [--duration SECONDS] [--metrics ADDR:PORT]\n"
            "  --config FILE       gateway configuration (YAML); default: the embedded demo config\n"
            "  --keylog FILE       write Wireshark esp_sa lines for every SA (contains keys!)\n"
            "  --duration SECONDS  run this long, drain, and exit 0 (default: until SIGINT/SIGTERM)\n"

@@ -338,23 +338,50 @@ void key_manager::tick_member(member_rt& m, clock::time_point now)
     }
 }
 
+/// The key server's tick, and its log: leadership changes, etcd failures and back-off (once per
+/// back-off step, then every 20th failure at the bound), recovery, and every value it issued.
+void key_manager::tick_key_server(clock::time_point now)
+{
+    const bool was = _gcks->leading();
+    const uint64_t failures_before = _gcks->etcd_consecutive_failures();
+    const auto backoff_before = _gcks->etcd_backoff();
+    _gcks->tick(now);
+    const uint64_t failures = _gcks->etcd_consecutive_failures();
+    if (_gcks->leading() != was) {
+        if (_gcks->leading()) {
+            MSECGW_LOG(NOTICE, keys, "key server: leading the key servers on etcd (state loaded from etcd)");
+        } else {
+            MSECGW_LOG(WARNING, keys, "key server: standing by, registrations are not answered: %s",
+                       _gcks->cluster_error().c_str());
+        }
+    }
+    if (failures > failures_before && (_gcks->etcd_backoff() != backoff_before || failures % 20 == 1)) {
+        MSECGW_LOG(ERR, keys, "key server: etcd does not answer (%llu failures in a row), no new registrations, "
+                   "next try in %lld ms: %s", static_cast<unsigned long long>(failures),
+                   static_cast<long long>(_gcks->etcd_backoff().count()), _gcks->cluster_error().c_str());
+    } else if (failures == 0 && failures_before != 0) {
+        MSECGW_LOG(NOTICE, keys, "key server: etcd answers again after %llu failures in a row (%s)",
+                   static_cast<unsigned long long>(failures_before), _gcks->leading() ? "leading" : "standing by");
+    }
+    // The audit log of issued values: with the monotonic clock, so that runs of several key
+    // servers on one machine can be ordered (tests check that nothing was issued twice).
+    for (const gkm::issued_value& v : _gcks->take_issued()) {
+        const double at = std::chrono::duration<double>(v.at.time_since_epoch()).count();
+        const std::string what(gkm::to_string(v.what));
+        if (v.what == gkm::issued_value::kind::tek_spi) {
+            MSECGW_LOG(INFO, keys, "key server: issued %s %s group %u at %.6f", what.c_str(), hex32(v.first).c_str(),
+                       v.group_id, at);
+        } else {
+            MSECGW_LOG(INFO, keys, "key server: issued %s %u..%u group %u at %.6f", what.c_str(), v.first,
+                       v.first + v.count - 1, v.group_id, at);
+        }
+    }
+}
+
 bool key_manager::tick(clock::time_point now)
 {
     if (_gcks) {
-        const bool was = _gcks->leading();
-        const uint64_t errors = _gcks->counters().etcd_errors;
-        _gcks->tick(now);
-        if (_gcks->leading() != was) {
-            if (_gcks->leading()) {
-                MSECGW_LOG(NOTICE, keys, "key server: leading the key servers on etcd (state loaded from etcd)");
-            } else {
-                MSECGW_LOG(WARNING, keys, "key server: standing by, registrations are not answered: %s",
-                           _gcks->cluster_error().c_str());
-            }
-        } else if (_gcks->counters().etcd_errors != errors && _gcks->counters().etcd_errors % 20 == 1) {
-            MSECGW_LOG(ERR, keys, "key server: etcd does not answer (%llu errors), no new registrations: %s",
-                       static_cast<unsigned long long>(_gcks->counters().etcd_errors), _gcks->cluster_error().c_str());
-        }
+        tick_key_server(now);
     }
     bool changed = false;
     for (auto& m : _members) {

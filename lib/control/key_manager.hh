@@ -79,6 +79,7 @@ private:
     struct member_rt;
     key_manager() = default;
     void tick_member(member_rt& m, clock::time_point now);
+    void tick_key_server(clock::time_point now);
 
     std::vector<config::group_cfg> _groups;
     std::unique_ptr<gkm::gcks> _gcks;

@@ -308,6 +308,12 @@ result<void> client::lease_revoke(int64_t lease)
 
 result<uint64_t> allocator::reserve(uint64_t count, uint64_t floor)
 {
+    return reserve(count, floor, {}, [](uint64_t) { return std::vector<operation>(); });
+}
+
+result<uint64_t> allocator::reserve(uint64_t count, uint64_t floor, const std::vector<compare>& also,
+                                    const std::function<std::vector<operation>(uint64_t first)>& with)
+{
     for (int attempt = 0; attempt < 64; ++attempt) {
         auto cur = _c.get(_key);
         if (!cur) {
@@ -322,14 +328,28 @@ result<uint64_t> allocator::reserve(uint64_t count, uint64_t floor)
         if (first > UINT64_MAX - count) {
             return error{errc::unsupported, "etcd allocator " + _key + ": value space exhausted"};
         }
-        auto t = _c.txn({guard}, {operation::put(_key, std::to_string(first + count))});
+        std::vector<compare> when{guard};
+        when.insert(when.end(), also.begin(), also.end());
+        std::vector<operation> then{operation::put(_key, std::to_string(first + count))};
+        for (operation& o : with(first)) {
+            then.push_back(std::move(o));
+        }
+        auto t = _c.txn(when, then);
         if (!t) {
             return t.err();
         }
         if (t->succeeded) {
             return first;
         }
-        // Someone else reserved in between: read again.
+        // Someone else reserved in between (read again), or `also` failed.
+        auto again = _c.get(_key);
+        if (!again) {
+            return again.err();
+        }
+        const int64_t was = *cur ? (*cur)->mod_revision : 0;
+        if ((*again ? (*again)->mod_revision : 0) == was) {
+            return error{errc::config_reference, "etcd allocator " + _key + ": a condition of the transaction failed"};
+        }
     }
     return error{errc::io, "etcd allocator " + _key + ": too much contention (64 attempts)"};
 }

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -97,6 +98,10 @@ public:
     /// [first, first + count): values nobody else was or will be given. `floor`: the first value
     /// ever handed out (a fresh key starts there).
     result<uint64_t> reserve(uint64_t count, uint64_t floor = 1);
+    /// The same, in one transaction with `also` (more comparisons, e.g. a fence) and the
+    /// operations `with(first)` returns; errc::config_reference when `also` does not hold.
+    result<uint64_t> reserve(uint64_t count, uint64_t floor, const std::vector<compare>& also,
+                             const std::function<std::vector<operation>(uint64_t first)>& with);
 
 private:
     client& _c;

@@ -153,6 +153,9 @@ uint32_t random_spi()
 
 } // namespace
 
+/// Issued values kept for take_issued() between two calls (key_manager drains them every tick).
+constexpr size_t issued_journal_limit = 4096;
+
 struct gcks::impl {
     impl(gcks_config c, udp_socket s, signing_key k) : config(std::move(c)), socket(std::move(s)), signer(std::move(k)) {}
 
@@ -166,12 +169,15 @@ struct gcks::impl {
     gcks_counters counters;
     std::unique_ptr<etcd::client> etcd;   ///< several key servers: state and election in etcd
     std::unique_ptr<gcks_state> store;    ///< SQLite (state_path) or etcd (etcd_endpoints), else none
-    std::optional<lkh_store> tree_store;  ///< key trees, in the same database file (SQLite only)
+    std::unique_ptr<key_tree_store> tree_store;  ///< key trees: the same database file, or etcd
     std::optional<etcd::election> election;
     bool leading = true;                  ///< without etcd always
     clock::time_point next_election_step{};
     clock::time_point renewed{};          ///< last election step that confirmed the lead
     std::string cluster_error;
+    uint64_t etcd_failures = 0;           ///< election steps in a row etcd did not answer
+    std::chrono::milliseconds etcd_backoff{0};
+    std::vector<issued_value> issued;     ///< drained by take_issued()
     clock::time_point now = clock::now();  ///< of the current tick
     clock::time_point next_sweep = now;
     size_t half_open = 0;
@@ -247,12 +253,35 @@ struct gcks::impl {
     /// A TEK SPI never issued before (by this process or, with a store, any earlier one, or
     /// with etcd any key server).
     result<uint32_t> fresh_spi(const group_runtime& g);
-    /// count GSA_REKEY Message IDs, reserved in the store before use; returns the first.
-    result<uint32_t> take_message_ids(group_runtime& g, uint32_t count);
+    /// count GSA_REKEY Message IDs and the group as it is now (new TEK, KEK), committed to the
+    /// store together before use; returns the first.
+    result<uint32_t> commit_rekey(group_runtime& g, uint32_t count);
     result<void> persist(const group_runtime& g) { return store ? store->save_group(g.snapshot()) : result<void>(); }
     bool reserve_sender_id(group_runtime& g, uint32_t limit);
+    void record_issued(issued_value::kind what, uint32_t group_id, uint32_t first, uint32_t count = 1)
+    {
+        if (issued.size() >= issued_journal_limit) {
+            ++counters.issued_log_dropped;
+            return;
+        }
+        issued.push_back(issued_value{what, group_id, first, count, clock::now()});
+    }
     // Several key servers on etcd.
     void election_step();
+    /// The next election step after a failed one: the step interval while leading (the lease
+    /// must be renewed), else doubling per failure in a row up to max_etcd_backoff().
+    void back_off_after_failure(clock::duration step);
+    clock::duration max_etcd_backoff() const;
+    /// Between two election steps while etcd answers: leader_ttl/4, at most 500 ms.
+    clock::duration election_interval() const
+    {
+        return std::min<clock::duration>(std::chrono::milliseconds(500), lease() / 4);
+    }
+    /// leader_ttl_seconds in milliseconds (whole seconds would make TTL/4 zero for a 2 s TTL).
+    std::chrono::milliseconds lease() const
+    {
+        return std::chrono::milliseconds(int64_t(config.leader_ttl_seconds) * 1000);
+    }
     void step_down(const std::string& why);
     /// Becoming the leader: the signing key and every group's state from etcd, the periodic
     /// rekeys a period from now (no burst of rekeys at a take-over).
@@ -558,6 +587,7 @@ std::vector<payload> gcks::impl::key_download(responder_session& s, group_runtim
             return {};  // Sender-ID space exhausted (or not durable): never hand one out twice
         }
         sender_id = g.next_sender_id++;
+        record_issued(issued_value::kind::sender_id, g.config.group_id, *sender_id);
         member.attributes.push_back(attribute::u32(uint16_t(member_key_attribute::gm_sender_id), *sender_id));
     }
     kd.bags.push_back(std::move(member));
@@ -604,24 +634,22 @@ result<void> gcks::impl::rekey(uint32_t group_id)
     if (g->next_rekey_message_id == 0xffffffffu) {
         return error{errc::unsupported, "group " + std::to_string(group_id) + ": GSA_REKEY Message IDs exhausted"};
     }
-    // The new TEK and the Message ID are committed before anything goes on the wire. If that
-    // fails the group keeps its TEK; the Message ID is burnt (a gap is harmless, a reuse is not).
+    // The new TEK and the Message ID are committed together before anything goes on the wire.
+    // If that fails the group keeps its TEK and no Message ID was taken (an unused SPI claim is
+    // harmless).
     result<uint32_t> spi = fresh_spi(*g);
     if (!spi) {
         return spi.err();
-    }
-    result<uint32_t> message_id = take_message_ids(*g, 1);
-    if (!message_id) {
-        return message_id.err();
     }
     const uint32_t old_spi = g->tek_spi;
     secret old_keymat = std::move(g->tek_keymat);
     g->tek_spi = *spi;
     g->tek_keymat = random_secret(g->config.tek_key_bits / 8 + gcm_salt_size);
-    if (result<void> saved = persist(*g); !saved) {
+    result<uint32_t> message_id = commit_rekey(*g, 1);
+    if (!message_id) {
         g->tek_spi = old_spi;
         g->tek_keymat = std::move(old_keymat);
-        return saved;
+        return message_id.err();
     }
     result<std::vector<payload>> inner = tek_rekey_payloads(*g);
     if (!inner) {
@@ -820,20 +848,17 @@ result<void> gcks::impl::commit_batch(group_runtime& g)
     if (!spi) {
         return spi.err();
     }
-    result<uint32_t> first = take_message_ids(g, uint32_t(parts->size() + 1));
-    if (!first) {
-        return first.err();
-    }
-    const uint32_t first_id = *first;
     secret old_kek = std::move(g.kek);
     result<secret> root = t.tree.group_key();
     g.kek = root ? lkh_kek(root->view()) : random_secret(kek_key_size + gcm_salt_size);  // empty: nobody to tell
     g.tek_spi = *spi;
     g.tek_keymat = random_secret(g.config.tek_key_bits / 8 + gcm_salt_size);
     g.next_rekey = now + std::chrono::seconds(g.config.rekey_period_seconds);
-    if (result<void> saved = persist(g); !saved) {
-        return saved;
+    result<uint32_t> first = commit_rekey(g, uint32_t(parts->size() + 1));
+    if (!first) {
+        return first.err();
     }
+    const uint32_t first_id = *first;
     for (size_t i = 0; i < parts->size(); ++i) {
         result<std::vector<payload>> kd = decode_payload_chain(payload_type::kd, (*parts)[i]);
         if (!kd) {
@@ -951,7 +976,7 @@ result<void> gcks::impl::open_store()
         return trees.err();
     }
     store = std::make_unique<gcks_store>(std::move(*opened));
-    tree_store = std::move(*trees);
+    tree_store = std::make_unique<lkh_store>(std::move(*trees));
     return load_signing_key();
 }
 
@@ -985,12 +1010,6 @@ result<void> gcks::impl::open_etcd(secret storage_key)
     if (config.leader_ttl_seconds < 2) {
         return error{errc::config_bad_value, "gcks: leader_ttl_seconds must be at least 2"};
     }
-    for (const group_config& gc : config.groups) {
-        if (gc.key_tree) {
-            return error{errc::unsupported, "group " + std::to_string(gc.group_id) +
-                                                ": key_tree is not supported with etcd_endpoints yet (SQLite only)"};
-        }
-    }
     if (config.candidate_id.empty()) {
         config.candidate_id = config.identity + "@" + socket.local().to_string();
     }
@@ -1007,6 +1026,7 @@ result<void> gcks::impl::open_etcd(secret storage_key)
         return opened.err();
     }
     election.emplace(*etcd, (*opened)->leader_key(), config.candidate_id, int64_t(config.leader_ttl_seconds));
+    tree_store = (*opened)->key_trees();
     store = std::move(*opened);
     if (result<void> k = load_signing_key(); !k) {
         return k;
@@ -1014,8 +1034,8 @@ result<void> gcks::impl::open_etcd(secret storage_key)
     leading = false;
     result<bool> lead = election->step();
     if (!lead) {
-        cluster_error = lead.err().detail;
-        ++counters.etcd_errors;
+        cluster_error = "etcd: " + lead.err().detail;
+        back_off_after_failure(election_interval());
     } else if (*lead) {
         leading = true;
         renewed = clock::now();
@@ -1039,42 +1059,77 @@ void gcks::impl::step_down(const std::string& why)
     }
 }
 
-/// One election step, every leader_ttl/4 (at most every 500 ms). A leader whose last renewal is
-/// older than 2/3 of the TTL stops at once, before its lease can expire and a standby can lead;
-/// a failed step before that keeps the lead (the lease still holds) and retries.
+clock::duration gcks::impl::max_etcd_backoff() const
+{
+    return std::min<clock::duration>(std::chrono::seconds(30), std::chrono::seconds(2 * config.leader_ttl_seconds));
+}
+
+void gcks::impl::back_off_after_failure(clock::duration step)
+{
+    ++counters.etcd_errors;
+    ++etcd_failures;
+    if (leading) {
+        return;  // next step at the usual interval: the lease needs renewing
+    }
+    // No quorum or no etcd: a standby (or a leader that stepped down) retries after 1, 2, 4 ...
+    // step intervals, at most max_etcd_backoff(): no busy loop, bounded recovery time.
+    clock::duration wait = step;
+    for (uint64_t i = 1; i < etcd_failures && wait < max_etcd_backoff(); ++i) {
+        wait *= 2;
+    }
+    wait = std::min(wait, max_etcd_backoff());
+    etcd_backoff = std::chrono::duration_cast<std::chrono::milliseconds>(wait);
+    next_election_step = clock::now() + wait;  // after the failed call, which may have blocked
+}
+
+/// One election step, every leader_ttl/4 (at most every 500 ms), backing off while etcd fails.
+/// A leader whose last renewal is older than 2/3 of the TTL stops at once, before its lease can
+/// expire and a standby can lead; a failed step before that keeps the lead (the lease still
+/// holds) and retries.
 void gcks::impl::election_step()
 {
-    const auto ttl = std::chrono::seconds(config.leader_ttl_seconds);
-    if (leading && now - renewed >= ttl * 2 / 3) {
+    const auto ttl = lease();
+    const bool expired = leading && now - renewed >= ttl * 2 / 3;
+    if (expired) {
         step_down("lease not renewed for 2/3 of leader_ttl_seconds");
     }
     if (now < next_election_step) {
+        if (etcd_failures != 0) {
+            ++counters.etcd_retries_deferred;
+        }
         return;
     }
-    next_election_step = now + std::min<clock::duration>(std::chrono::milliseconds(500), ttl / 4);
+    const clock::duration step = election_interval();
+    next_election_step = now + step;
     const bool was = leading;
     result<bool> lead = election->step();
     if (!lead) {
-        ++counters.etcd_errors;
         if (was && now - renewed < ttl * 2 / 3) {
+            back_off_after_failure(step);
             // The lease outlives this failure (e.g. etcd electing a new raft leader): keep leading
             // and renew at the next step; the check above ends it in time.
             cluster_error = "etcd: " + lead.err().detail;
             return;
         }
         step_down("etcd: " + lead.err().detail);
+        back_off_after_failure(step);
         return;
     }
+    etcd_failures = 0;
+    etcd_backoff = std::chrono::milliseconds(0);
     if (!*lead) {
-        step_down(was ? "lost the leader key" : "standby");
-        cluster_error = was ? "lost the leader key" : "";
+        if (was) {
+            step_down("lost the leader key");
+        } else if (!expired) {
+            cluster_error.clear();  // a standby, etcd answering: nothing wrong
+        }
         return;
     }
     if (!was) {
         if (result<void> loaded = take_over(); !loaded) {
-            ++counters.etcd_errors;
             election->resign();  // let another key server try
             step_down("take-over: " + loaded.err().detail);
+            back_off_after_failure(step);
             return;
         }
         ++counters.leader_takeovers;
@@ -1091,6 +1146,7 @@ result<void> gcks::impl::take_over()
     }
     for (group_runtime& g : groups) {
         g.registered.clear();
+        g.lkh.reset();  // the tree as the last leader committed it (init_group_state loads it)
         if (result<void> loaded = load_group_state(g); !loaded) {
             return loaded;
         }
@@ -1177,25 +1233,23 @@ result<uint32_t> gcks::impl::fresh_spi(const group_runtime& g)
         if (spi == g.tek_spi) {
             continue;
         }
-        if (!store) {
-            return spi;
-        }
-        result<bool> ours = store->claim_spi(spi, g.config.group_id);
+        result<bool> ours = store ? store->claim_spi(spi, g.config.group_id) : result<bool>(true);
         if (!ours) {
             return ours.err();
         }
         if (*ours) {
+            record_issued(issued_value::kind::tek_spi, g.config.group_id, spi);
             return spi;
         }
     }
     return error{errc::io, "group " + std::to_string(g.config.group_id) + ": no fresh TEK SPI after 64 tries"};
 }
 
-result<uint32_t> gcks::impl::take_message_ids(group_runtime& g, uint32_t count)
+result<uint32_t> gcks::impl::commit_rekey(group_runtime& g, uint32_t count)
 {
     uint32_t first = g.next_rekey_message_id;
     if (store) {
-        result<uint32_t> reserved = store->reserve(g.config.group_id, gcks_state::counter::message_id, first, count);
+        result<uint32_t> reserved = store->save_group_taking_message_ids(g.snapshot(), count);
         if (!reserved) {
             return reserved;
         }
@@ -1205,6 +1259,7 @@ result<uint32_t> gcks::impl::take_message_ids(group_runtime& g, uint32_t count)
         return error{errc::unsupported, "group " + std::to_string(g.config.group_id) + ": GSA_REKEY Message IDs exhausted"};
     }
     g.next_rekey_message_id = first + count;
+    record_issued(issued_value::kind::message_id, g.config.group_id, first, count);
     return first;
 }
 
@@ -1284,6 +1339,31 @@ bool gcks::leading() const
 const std::string& gcks::cluster_error() const
 {
     return _s->cluster_error;
+}
+
+std::chrono::milliseconds gcks::etcd_backoff() const
+{
+    return _s->etcd_backoff;
+}
+
+uint64_t gcks::etcd_consecutive_failures() const
+{
+    return _s->etcd_failures;
+}
+
+std::vector<issued_value> gcks::take_issued()
+{
+    return std::exchange(_s->issued, {});
+}
+
+std::string_view to_string(issued_value::kind k)
+{
+    switch (k) {
+    case issued_value::kind::tek_spi: return "TEK SPI";
+    case issued_value::kind::sender_id: return "Sender-ID";
+    case issued_value::kind::message_id: return "Message ID";
+    }
+    return "?";
 }
 
 size_t gcks::evict(const std::string& identity)

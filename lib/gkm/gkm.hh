@@ -134,6 +134,18 @@ struct group_status {
     size_t key_tree_pending = 0;   ///< joins and leaves waiting for the batch commit
 };
 
+/// One value (or run of values) a key server took for itself: what an audit log of issued values
+/// needs to show that nothing was handed out twice, whichever key server did it (no key material).
+struct issued_value {
+    enum class kind { tek_spi, sender_id, message_id };
+    kind what = kind::tek_spi;
+    uint32_t group_id = 0;
+    uint32_t first = 0;
+    uint32_t count = 1;                  ///< Message IDs of a rekey come in runs
+    std::chrono::steady_clock::time_point at;  ///< when it was taken (CLOCK_MONOTONIC)
+};
+std::string_view to_string(issued_value::kind k);
+
 struct gcks_counters {
     uint64_t ike_sa_init = 0;
     uint64_t registrations = 0;           ///< GSA_AUTH answered with keys
@@ -160,6 +172,8 @@ struct gcks_counters {
     uint64_t leader_step_downs = 0;        ///< times it stopped leading (lost or unrenewable lease, etcd down)
     uint64_t etcd_errors = 0;              ///< election steps or state loads that etcd did not answer
     uint64_t not_leader_dropped = 0;       ///< datagrams left unanswered because this server does not lead
+    uint64_t etcd_retries_deferred = 0;    ///< election steps put off by the back-off after etcd errors
+    uint64_t issued_log_dropped = 0;       ///< issued values nobody drained (take_issued) before the journal filled
 };
 
 class gcks {
@@ -193,6 +207,14 @@ public:
     bool leading() const;
     /// With etcd: why the last election step or state load failed (no secrets), empty when it worked.
     const std::string& cluster_error() const;
+    /// With etcd: the wait before the next election step after consecutive etcd failures while
+    /// not leading (doubling from the step interval up to a bound; zero once etcd answers), and
+    /// how many steps in a row failed.
+    std::chrono::milliseconds etcd_backoff() const;
+    uint64_t etcd_consecutive_failures() const;
+    /// TEK SPIs, Sender-IDs and Message IDs taken since the last call, oldest first (the caller
+    /// logs them); at most a few thousand are kept between calls.
+    std::vector<issued_value> take_issued();
     /// A clean stop with etcd: gives up the lead at once (a standby takes over at its next step,
     /// without waiting for the lease) and answers nobody from then on. Destroying the object
     /// without it behaves like a crash: the lease runs out.

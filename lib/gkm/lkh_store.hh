@@ -25,24 +25,37 @@ struct lkh_member_record {
     bool leaving = false;
 };
 
-class lkh_store {
+/// Where a GCKS keeps its key trees: SQLite (lkh_store, below) or etcd (etcd_tree_store,
+/// etcd_store.hh). Node keys are wrapped under the storage key in both.
+class key_tree_store {
+public:
+    virtual ~key_tree_store() = default;
+    /// Writes a whole tree, replacing what the group had (a new group, or after a bulk load).
+    virtual result<void> save_tree(uint32_t group_id, const lkh_tree& tree) = 0;
+    /// Writes what one commit changed; the stored tree must be at rekey.epoch − 1. In the same
+    /// transaction: the records of rekey.left are deleted and those of the joiners written.
+    virtual result<void> save_rekey(uint32_t group_id, const lkh_tree& tree, const lkh_rekey& rekey,
+                                    std::span<const lkh_member_record> joined) = 0;
+    /// A leave queued for the next commit (an eviction survives a restart before the commit).
+    virtual result<void> mark_leaving(uint32_t group_id, uint32_t leaf) = 0;
+    /// The group's member records, by leaf.
+    virtual result<std::vector<lkh_member_record>> members(uint32_t group_id) const = 0;
+    /// The group's tree as last saved, or nothing.
+    virtual result<std::optional<lkh_tree>> load(uint32_t group_id) const = 0;
+};
+
+class lkh_store final : public key_tree_store {
 public:
     /// Opens (creating if needed) the database at path; fails when storage_key does not open the
     /// keys already in it.
     static result<lkh_store> open(const std::string& path, secret storage_key);
 
-    /// Writes a whole tree, replacing what the group had (a new group, or after a bulk load).
-    result<void> save_tree(uint32_t group_id, const lkh_tree& tree);
-    /// Writes what one commit changed; the stored tree must be at rekey.epoch − 1. In the same
-    /// transaction: the records of rekey.left are deleted and those of the joiners written.
+    result<void> save_tree(uint32_t group_id, const lkh_tree& tree) override;
     result<void> save_rekey(uint32_t group_id, const lkh_tree& tree, const lkh_rekey& rekey,
-                            std::span<const lkh_member_record> joined = {});
-    /// A leave queued for the next commit (an eviction survives a restart before the commit).
-    result<void> mark_leaving(uint32_t group_id, uint32_t leaf);
-    /// The group's member records, by leaf.
-    result<std::vector<lkh_member_record>> members(uint32_t group_id) const;
-    /// The group's tree as last saved, or nothing.
-    result<std::optional<lkh_tree>> load(uint32_t group_id) const;
+                            std::span<const lkh_member_record> joined = {}) override;
+    result<void> mark_leaving(uint32_t group_id, uint32_t leaf) override;
+    result<std::vector<lkh_member_record>> members(uint32_t group_id) const override;
+    result<std::optional<lkh_tree>> load(uint32_t group_id) const override;
 
 private:
     lkh_store(sqlite::db_ptr db, sqlite::storage_wrap storage) : _db(std::move(db)), _storage(std::move(storage)) {}

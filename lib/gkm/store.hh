@@ -66,6 +66,22 @@ public:
     /// gets; returns the first. `next`: the group's own next value (a local backend returns it
     /// and save_group commits the rest).
     virtual result<uint32_t> reserve(uint32_t group_id, counter what, uint32_t next, uint32_t count) = 0;
+    /// A rekey's commit: `count` GSA_REKEY Message IDs from g.next_rekey_message_id on, and g
+    /// saved with its mark past them, together; returns the first. A shared backend does both in
+    /// one transaction, so a key server that dies or is deposed between the two leaves no
+    /// reserved-but-unsent Message ID behind (members would see a gap and re-register).
+    virtual result<uint32_t> save_group_taking_message_ids(stored_group g, uint32_t count)
+    {
+        result<uint32_t> first = reserve(g.group_id, counter::message_id, g.next_rekey_message_id, count);
+        if (!first) {
+            return first;
+        }
+        g.next_rekey_message_id = *first + count;
+        if (result<void> saved = save_group(g); !saved) {
+            return saved.err();
+        }
+        return first;
+    }
     virtual result<std::vector<endpoint>> members(uint32_t group_id) const = 0;
     /// One registration: the member's address (rekeys go there) and, for a sender, the Sender-ID
     /// it was given (inside a block already reserved).

@@ -228,6 +228,9 @@ constexpr server_counter server_counters[] = {
      &key_server_sample::etcd_errors},
     {"msecgw_gkm_server_not_leader_dropped_total", "Datagrams left unanswered because this key server does not lead.",
      &key_server_sample::not_leader_dropped},
+    {"msecgw_gkm_server_etcd_retries_deferred_total",
+     "Election steps put off by the back-off after etcd errors (a standby waits, no busy loop).",
+     &key_server_sample::etcd_retries_deferred},
 };
 
 void add_key_server(std::vector<MetricFamily>& out, const std::optional<key_server_sample>& ks)
@@ -247,6 +250,13 @@ void add_key_server(std::vector<MetricFamily>& out, const std::optional<key_serv
     family(out, "msecgw_gkm_server_leading", "1 while this key server answers registrations (the etcd leader, or alone).",
            MetricType::Gauge)
         .add({}, ks->leading ? 1.0 : 0.0);
+    family(out, "msecgw_gkm_server_etcd_consecutive_failures",
+           "Election steps in a row etcd did not answer (no quorum, down); 0 while it answers.", MetricType::Gauge)
+        .add({}, static_cast<double>(ks->etcd_consecutive_failures));
+    family(out, "msecgw_gkm_server_etcd_backoff_seconds",
+           "Wait before the next election step after etcd failures (doubling, bounded); 0 while etcd answers.",
+           MetricType::Gauge)
+        .add({}, ks->etcd_backoff_seconds);
     family(out, "msecgw_gkm_server_sessions", "IKE SAs the key server holds, half-open ones and all.", MetricType::Gauge)
         .add({{"state", "half_open"}}, static_cast<double>(ks->half_open_sessions))
         .add({{"state", "all"}}, static_cast<double>(ks->sessions));

@@ -91,6 +91,9 @@ struct key_server_sample {
     uint64_t leader_step_downs = 0;
     uint64_t etcd_errors = 0;
     uint64_t not_leader_dropped = 0;
+    uint64_t etcd_retries_deferred = 0;     ///< election steps put off by the back-off
+    uint64_t etcd_consecutive_failures = 0; ///< election steps in a row etcd did not answer
+    double etcd_backoff_seconds = 0;        ///< wait before the next step; 0 while etcd answers
 };
 
 /// What one scrape reports.

@@ -101,6 +101,10 @@ protected:
         g.source = any_v4();
         g.destination = any_v4();
         g.rekey_period_seconds = period;
+        g.key_tree = key_tree;
+        g.lkh_arity = 2;
+        g.lkh_max_members = 16;
+        g.rekey_batch_ms = 100;
         cfg.groups.push_back(g);
         cfg.storage_key_path = key_path;
         cfg.etcd_endpoints = c->endpoints();
@@ -166,6 +170,11 @@ protected:
             for (int i = 0; i < 3; ++i) {
                 if (servers[i] && !paused[i]) {
                     servers[i]->tick(clock::now());
+                    for (const issued_value& v : servers[i]->take_issued()) {
+                        for (uint32_t k = 0; k < v.count; ++k) {
+                            taken[{v.what, v.first + k}].push_back(i);
+                        }
+                    }
                 }
             }
             for (auto& m : members) {
@@ -213,6 +222,9 @@ protected:
 
     std::string key_path;
     uint32_t lease_ttl = ttl;
+    bool key_tree = false;  ///< the group is a key_tree (LKH) group
+    /// The key servers' own journal of values taken (gcks::take_issued): value -> who took it.
+    std::map<std::pair<issued_value::kind, uint32_t>, std::vector<int>> taken;
     std::unique_ptr<gcks> servers[3];
     bool paused[3] = {false, false, false};
     std::vector<std::unique_ptr<gkm::group_member>> members;
@@ -311,6 +323,10 @@ TEST_F(etcd_failover, KilledAndPausedLeadersAreReplacedWithoutReuseOrStorm)
     EXPECT_EQ(log.reused, 0);
     std::printf("issued: %zu Message IDs, %zu TEK SPIs, %zu Sender-IDs, none twice\n", log.message_ids.size(),
                 log.spis.size(), log.sender_ids.size());
+    for (const auto& [value, by] : taken) {
+        EXPECT_EQ(by.size(), 1u) << to_string(value.first) << " " << value.second << " taken by several key servers";
+    }
+    EXPECT_GE(taken.size(), log.message_ids.size() + log.spis.size());
     EXPECT_GE(log.message_ids.size(), 5u);
     EXPECT_GE(log.spis.size(), 4u);
 }
@@ -343,6 +359,11 @@ TEST_F(etcd_failover, LosingOneEtcdMemberChangesNothingLosingTwoStopsRegistratio
     EXPECT_GT(servers[0]->counters().etcd_errors, 0u);
     EXPECT_FALSE(servers[0]->cluster_error().empty());
     std::printf("without quorum: %s\n", servers[0]->cluster_error().c_str());
+    for (int i = 0; i < 2; ++i) {  // backing off, not spinning: the wait doubles up to 2 x TTL
+        EXPECT_GT(servers[i]->etcd_backoff().count(), 0);
+        EXPECT_LE(servers[i]->etcd_backoff(), std::chrono::seconds(2 * lease_ttl));
+        EXPECT_GE(servers[i]->etcd_consecutive_failures(), 1u);
+    }
     gkm::group_member& late = add_member(4);
     // Every tick now waits for etcd's timeout (the price of blocking calls on the control
     // thread), so the member's retransmissions run slowly: a generous bound.
@@ -376,4 +397,51 @@ TEST_F(etcd_failover, AResigningLeaderHandsOverWithoutWaitingForTheLease)
     run_for(2s);
     EXPECT_FALSE(servers[0]->leading()) << "a resigned key server does not campaign again";
     EXPECT_EQ(servers[1]->status(group)->members, 1u);
+}
+
+TEST_F(etcd_failover, AKeyTreeGroupResumesOnTheStandbyWithTheSameTree)
+{
+    key_tree = true;
+    for (int i = 0; i < 2; ++i) {
+        start_server(i);
+        ASSERT_FALSE(HasFatalFailure());
+    }
+    ASSERT_EQ(leader(), 0);
+    for (int n = 1; n <= 3; ++n) {
+        add_member(n);
+    }
+    ASSERT_TRUE(run(15s, [&] { return registered(0); }));
+    const std::optional<group_status> before = servers[0]->status(group);
+    ASSERT_TRUE(before);
+    EXPECT_EQ(before->members, 3u);
+    EXPECT_GE(before->key_tree_epoch, 1u);
+
+    servers[0].reset();  // kill -9: the tree lives on in etcd
+    ASSERT_TRUE(run(std::chrono::seconds(ttl + 5), [&] { return leader() == 1; })) << "no standby took over";
+    const std::optional<group_status> after = servers[1]->status(group);
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->key_tree_epoch, before->key_tree_epoch) << "the standby resumed the committed tree";
+    EXPECT_EQ(after->members, 3u);
+    EXPECT_EQ(after->tek_spi, before->tek_spi);
+
+    // A join on the new leader: its membership rekey goes out under node keys the old leader
+    // made; the members can only apply it if the tree was resumed key for key.
+    std::vector<uint64_t> tree_rekeys;
+    for (auto& m : members) {
+        tree_rekeys.push_back(m->counters().key_tree_rekeys);
+    }
+    add_member(4);
+    ASSERT_TRUE(run(20s, [&] { return registered(3); }));
+    run_for(std::chrono::milliseconds(period * 1000 + 500));  // a periodic TEK rekey under the root's KEK
+    EXPECT_GT(servers[1]->status(group)->key_tree_epoch, before->key_tree_epoch);
+    for (size_t i = 0; i < 3; ++i) {
+        EXPECT_GT(members[i]->counters().key_tree_rekeys, tree_rekeys[i]) << "member " << i << " applied the join";
+        EXPECT_EQ(members[i]->counters().key_tree_failures, 0u);
+        EXPECT_EQ(members[i]->counters().rekeys_forged, 0u);
+        EXPECT_EQ(members[i]->key_tree_epoch(), servers[1]->status(group)->key_tree_epoch);
+        EXPECT_EQ(members[i]->state(), member_state::registered);
+        EXPECT_EQ(members[i]->membership()->teks.front().spi, servers[1]->status(group)->tek_spi);
+    }
+    EXPECT_EQ(members[3]->membership()->teks.front().spi, servers[1]->status(group)->tek_spi);
+    EXPECT_EQ(log.reused, 0);
 }

@@ -53,19 +53,21 @@ KEY_SERVER = f"""key_server:
 """ + "".join(f"    - {{identity: {i}, psk: \"{k}\"}}\n" for i, k in PSK.items())
 
 
-def member(identity):
+def member(identity, key_servers=(GCKS_PORT,)):
+    """The member section; several key servers (ports on 127.0.0.1) become a list."""
+    where = ", ".join(f"127.0.0.1:{p}" for p in key_servers)
     return f"""member:
   identity: {identity}
   psk: "{PSK[identity]}"
-  key_server: 127.0.0.1:{GCKS_PORT}
+  key_server: {where if len(key_servers) == 1 else "[" + where + "]"}
   activation_delay_ms: 400
   deactivation_delay_ms: 800
 """
 
 
-def config(state, identity, send, key_server=False):
+def config(state, identity, send, key_server=False, key_servers=(GCKS_PORT,)):
     text = f"state_dir: {state}\nports:\n  - {{port: 0, side: clear}}\n  - {{port: 1, side: protected}}\n"
-    text += GROUP + (KEY_SERVER if key_server else "") + member(identity) + POLICIES
+    text += GROUP + (KEY_SERVER if key_server else "") + member(identity, key_servers) + POLICIES
     return text if send else text.replace(POLICIES.splitlines(True)[1], "")
 
 
@@ -105,18 +107,20 @@ class KeyTestbed(LiveTestbed):
         return json.loads(r.stdout)
 
     def group_of(self, name):
-        if not os.path.exists(self.path(f"{name}.sock")):
+        # The socket listens before the EAL starts; it answers once the control loop runs (a
+        # busy machine can take longer than the CLI's timeout to get there).
+        if not os.path.exists(self.path(f"{name}.sock")) or "CLI on unix socket" not in self.log(name):
             return None
         groups = self.cli_json(name, "show", "group")["groups"]
         return groups[0] if groups else None
 
-    def start_senders(self, frames, ifaces):
-        """Paced AF_PACKET senders, frames[s] on ifaces[s], at RATE; returns their processes."""
+    def start_senders(self, frames, ifaces, rate=RATE):
+        """Paced AF_PACKET senders, frames[s] on ifaces[s], at `rate`; returns their processes."""
         senders = []
         for s, iface in ifaces.items():
             pcap = self.path(f"send{s}.pcap")
             write_pcap(pcap, frames[s])
-            p = subprocess.Popen(self.ns.cmd([sys.executable, SENDER, "--iface", iface, "--pcap", pcap, "--rate", str(RATE),
+            p = subprocess.Popen(self.ns.cmd([sys.executable, SENDER, "--iface", iface, "--pcap", pcap, "--rate", str(rate),
                                               "--every", "1000", "--cpu", str(self.cpu0)]),
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             self.procs.append(p)
@@ -149,6 +153,44 @@ class KeyTestbed(LiveTestbed):
     def stats(self, name):
         with open(self.path(f"{name}.json")) as f:
             return json.load(f)
+
+    def scrape(self, port):
+        code = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/metrics', timeout=10).read().decode(), end='')"
+        r = subprocess.run(self.ns.cmd([sys.executable, "-c", code]), capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    @staticmethod
+    def samples(scrape):
+        """A Prometheus text scrape as {'name{labels}': value}."""
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in scrape.splitlines()
+                if line and not line.startswith("#")}
+
+    def start_key_server(self, log_name, text, extra=()):
+        """msecgw --gcks-only with configuration `text` (written to LOG_NAME.yaml), output in
+        LOG_NAME.log; returns once it listens."""
+        cfg = self.path(f"{log_name}.yaml")
+        with open(cfg, "w") as f:
+            f.write(text)
+        self.names.append(log_name)
+        with open(self.path(f"{log_name}.log"), "w") as log:
+            p = subprocess.Popen(self.ns.cmd([MSECGW_BIN, "--gcks-only", "--config", cfg, *extra]), stdout=log,
+                                 stderr=subprocess.STDOUT)
+        self.procs.append(p)
+        self.wait_for(lambda: "listening on" in self.log(log_name), f"{log_name} listening", 15)
+        return p
+
+    def storage_key(self):
+        """A storage key file (mode 0600) shared by the test's key servers."""
+        key = self.path("storage.key")
+        if not os.path.exists(key):
+            with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+                f.write(os.urandom(32).hex())
+        return key
+
+    def ready(self, name, sending):
+        g = self.group_of(name)
+        return g is not None and g["member_state"] == "registered" and (g["sealing_spi"] != "" or not sending)
 
     def assert_delivered(self, got, frames, stats_b, why):
         """Every frame of every sender in `got` exactly once, byte for byte; nothing else."""
@@ -253,8 +295,7 @@ class KeyManagedGroupTest(KeyTestbed):
         promtool = shutil.which("promtool") or "/usr/bin/promtool"
         r = subprocess.run([promtool, "check", "metrics"], input=scrape, capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        m = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in scrape.splitlines()
-             if line and not line.startswith("#")}
+        m = self.samples(scrape)
         self.assertEqual(m["msecgw_gkm_server_registrations_total"], 3, "a1, a2 and b registered once each")
         self.assertEqual(m['msecgw_gkm_server_group_members{group="video"}'], 3)
         self.assertGreaterEqual(m["msecgw_gkm_server_periodic_rekeys_total"], 3)
@@ -265,43 +306,21 @@ class KeyManagedGroupTest(KeyTestbed):
         self.assertGreaterEqual(accepted, 3)
         self.assertEqual(m['msecgw_gkm_server_refusals_total{reason="authorization_failed"}'], 0)
 
-    def scrape(self, port):
-        code = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/metrics', timeout=10).read().decode(), end='')"
-        r = subprocess.run(self.ns.cmd([sys.executable, "-c", code]), capture_output=True, text=True, timeout=30)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        return r.stdout
-
 
 class KeyServerAloneTest(KeyTestbed):
     """msecgw --gcks-only with its state in SQLite: kill -9 under traffic and rekeys, restart, and
     the members keep working (acceptance 5); an identity outside the group gets no key (acceptance 4)."""
 
-    def start_key_server(self, log_name):
-        cfg = self.path("gcks.yaml")
-        if not os.path.exists(cfg):
-            key = self.path("storage.key")
-            with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-                f.write(os.urandom(32).hex())
-            with open(cfg, "w") as f:
-                f.write(GROUP + KEY_SERVER + f"  state_path: {self.path('gcks.db')}\n  storage_key_file: {key}\n")
-        self.names.append(log_name)
-        with open(self.path(f"{log_name}.log"), "w") as log:
-            p = subprocess.Popen(self.ns.cmd([MSECGW_BIN, "--gcks-only", "--config", cfg]), stdout=log,
-                                 stderr=subprocess.STDOUT)
-        self.procs.append(p)
-        self.wait_for(lambda: "listening on" in self.log(log_name), f"{log_name} listening", 15)
-        return p
-
-    def ready(self, name, sending):
-        g = self.group_of(name)
-        return g is not None and g["member_state"] == "registered" and (g["sealing_spi"] != "" or not sending)
+    def start_sqlite_key_server(self, log_name):
+        text = GROUP + KEY_SERVER + f"  state_path: {self.path('gcks.db')}\n  storage_key_file: {self.storage_key()}\n"
+        return self.start_key_server(log_name, text)
 
     def test_kill_9_of_the_key_server_under_traffic(self):
         self.links([("ac", "ac-tx", 0x1100), ("ap", "bp", 0x1101, 0x3300)])
         empty = self.path("empty.pcap")
         write_pcap(empty, [])
         b_out = self.path("b_clear_out.pcap")
-        gcks = self.start_key_server("gcks1")
+        gcks = self.start_sqlite_key_server("gcks1")
         a = self.start_gateway("a", [live(0, "ac"), live(1, "ap")], config(self.path("state-a"), "gw-a1", True), self.cpu1)
         b = self.start_gateway("b", [f"net_pcap0,rx_pcap={empty},tx_pcap={b_out}", live(1, "bp")],
                                config(self.path("state-b"), "gw-b", False), self.cpu0)
@@ -317,7 +336,7 @@ class KeyServerAloneTest(KeyTestbed):
         self.procs.remove(gcks)
         before = self.group_of("b")["rekeys_accepted"]
         time.sleep(1.0)
-        self.start_key_server("gcks2")
+        self.start_sqlite_key_server("gcks2")
         # The restarted key server rekeys the members it had (addresses from SQLite), continuing
         # the Message IDs: they accept it.
         self.wait_for(lambda: self.group_of("b")["rekeys_accepted"] > before, "a rekey from the restarted key server")
@@ -342,7 +361,7 @@ class KeyServerAloneTest(KeyTestbed):
         self.assertGreaterEqual(len(order), 3, f"rekeys before and after the restart: {[hex(x) for x in order]}")
 
     def test_an_identity_outside_the_group_gets_no_key(self):
-        self.start_key_server("gcks")
+        self.start_sqlite_key_server("gcks")
         e = self.path("empty.pcap")
         write_pcap(e, [])
         clear = self.path("x_in.pcap")
