@@ -11,6 +11,9 @@
 #include <set>
 #include <sstream>
 
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
+
 #include "sections.hh"
 #include "yaml_fields.hh"
 
@@ -301,6 +304,70 @@ result<void> parse_root(const detail::at& root, gateway_cfg& cfg)
     return check_group_policies(cfg);
 }
 
+/// The root of each document of a YAML stream, as parser events: whether it is null, and where.
+class root_probe : public YAML::EventHandler {
+public:
+    bool null_root = true;
+    YAML::Mark mark = YAML::Mark::null_mark();
+
+    void OnDocumentStart(const YAML::Mark&) override {}
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark& m, YAML::anchor_t) override { root(m, true); }
+    void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { root(m, false); }
+    void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t, const std::string&) override
+    {
+        root(m, false);
+    }
+    void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override
+    {
+        root(m, false);
+    }
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override
+    {
+        root(m, false);
+    }
+    void OnMapEnd() override {}
+
+private:
+    void root(const YAML::Mark& m, bool null)
+    {
+        if (!_seen) {
+            _seen = true;
+            null_root = null;
+            mark = m;
+        }
+    }
+    bool _seen = false;
+};
+
+/// Where a second, non-empty document of `text` starts, if there is one (a stray trailing '---'
+/// is harmless; a second document is not). Walks the documents with YAML::Parser instead of
+/// YAML::LoadAll: yaml-cpp 0.7's LoadAll loops forever, allocating, when a document's root is a
+/// token the parser does not consume (text as short as ", x\n {"; yaml-cpp issue #1040, fixed by
+/// its PR #1319); here a null root that does not move the parser on ends the walk.
+std::optional<YAML::Mark> second_document(const std::string& text)
+{
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    int last_null_pos = -1;
+    for (int i = 0;; ++i) {
+        root_probe doc;
+        if (!parser.HandleNextDocument(doc)) {
+            return std::nullopt;
+        }
+        if (i > 0 && !doc.null_root) {
+            return doc.mark;
+        }
+        if (doc.null_root) {
+            if (doc.mark.pos == last_null_pos) {
+                return std::nullopt; // no progress: every later "document" is this same token
+            }
+            last_null_pos = doc.mark.pos;
+        }
+    }
+}
+
 } // namespace
 
 result<gateway_cfg> load_string(std::string_view yaml, std::string_view name)
@@ -308,17 +375,17 @@ result<gateway_cfg> load_string(std::string_view yaml, std::string_view name)
     gateway_cfg cfg;
     cfg.file = std::string(name);
     try {
-        const std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml));
-        for (std::size_t i = 1; i < docs.size(); ++i) {
-            if (!docs[i].IsNull()) { // a stray trailing '---' is harmless; a second document is not
-                return detail::at{cfg.file, docs[i], "(yaml)"}.fail(
-                    errc::config_syntax, "a second YAML document after '---': the configuration is one document");
-            }
+        const std::string text(yaml);
+        if (auto second = second_document(text)) {
+            return error{errc::config_syntax, cfg.file + ":" + std::to_string(second->line + 1) +
+                                                  ": (yaml): a second YAML document after '---': the configuration is "
+                                                  "one document"};
         }
-        if (docs.empty() || !docs[0].IsDefined() || docs[0].IsNull()) {
+        const YAML::Node doc = YAML::Load(text); // the first document only
+        if (!doc.IsDefined() || doc.IsNull()) {
             return error{errc::config_missing_key, cfg.file + ":1: (top): the configuration is empty"};
         }
-        if (auto r = parse_root(detail::at{cfg.file, docs[0], ""}, cfg); !r) {
+        if (auto r = parse_root(detail::at{cfg.file, doc, ""}, cfg); !r) {
             return r.err();
         }
     } catch (const YAML::Exception& e) {

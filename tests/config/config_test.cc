@@ -649,3 +649,18 @@ TEST(config, reassembly)
     expect_error(base("reassembly: {timeout: 5}\n"), errc::config_unknown_key, 5, "reassembly.timeout");
     expect_error(base("reassembly: 5\n"), errc::config_bad_value, 5, "reassembly");
 }
+
+// Regression (found by fuzz/config_fuzz.cc): yaml-cpp 0.7's YAML::LoadAll never returns on these,
+// allocating null documents until memory runs out; the loader must answer with a syntax error or
+// load the first document.
+TEST(config, yaml_streams_that_hang_load_all_end)
+{
+    for (const char* text : {", x\n {", ",\n", ", x\n  - {a{b: 1}", ", x\n - [", ","}) {
+        auto r = load_string(text, "c.yaml");
+        ASSERT_FALSE(r.ok()) << text;
+        EXPECT_TRUE(r.err().code == errc::config_syntax || r.err().code == errc::config_missing_key) << r.err().detail;
+    }
+    // A second document is still refused, and a trailing '---' still harmless.
+    EXPECT_FALSE(load_string(base() + "---\nports: []\n", "c.yaml").ok());
+    EXPECT_TRUE(load_string(base() + "---\n", "c.yaml").ok());
+}
