@@ -11,6 +11,8 @@
 #include "cli/commands.hh"
 #include "cli/protocol.hh"
 
+#include <rte_log.h>
+
 using namespace msecgw;
 
 namespace {
@@ -79,6 +81,12 @@ private:
 };
 
 } // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***)
+{
+    rte_log_set_global_level(RTE_LOG_ERR); // the engine logs every command at debug level
+    return 0;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 {

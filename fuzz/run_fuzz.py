@@ -33,7 +33,7 @@ def main(binary, corpus, mode):
     seconds = int(os.environ.get("MSECGW_FUZZ_SECONDS", "20"))
     work = tempfile.mkdtemp(prefix=f"msecgw-fuzz-{name}-")
     try:
-        r2 = subprocess.run([binary, f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=2048",
+        r2 = subprocess.run([binary, f"-max_total_time={seconds}", "-timeout=60", "-rss_limit_mb=2048",
                              "-print_final_stats=1", f"-artifact_prefix={work}/", work, corpus],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
         m = re.search(r"stat::number_of_executed_units:\s*(\d+)", r2.stdout)
