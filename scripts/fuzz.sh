@@ -11,12 +11,14 @@ target=${1:-all}
 seconds=${2:-600}
 jobs=${3:-1}
 builddir=${MSECGW_FUZZ_BUILD_DIR:-build-fuzz}
+mkdir -p "$builddir" && builddir=$(realpath "$builddir")
+src=$PWD
 targets=(packet ike config cli srcauth)
 [ "$target" = all ] || [ "$target" = --build-only ] || targets=("$target")
 
 if [ ! -f "$builddir/build.ninja" ]; then
   CXX=clang++ meson setup "$builddir" --buildtype=debugoptimized -Dfuzz=true -Dtests=false \
-    -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=false >/dev/null || exit 1
+    -Db_sanitize=address,undefined -Db_lundef=false >/dev/null || exit 1
 fi
 if [ "$target" = --build-only ]; then
   targets=(packet ike config cli srcauth)
@@ -29,12 +31,17 @@ rc=0
 for t in "${targets[@]}"; do
   mkdir -p "$builddir/corpus/$t" "$builddir/artifacts/$t"
   echo "fuzz.sh: $t for ${seconds}s"
-  nice -n 10 "$builddir/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-    -jobs="$jobs" -workers="$jobs" -print_final_stats=1 -artifact_prefix="$builddir/artifacts/$t/" \
-    "$builddir/corpus/$t" "fuzz/corpus/$t" >"$builddir/fuzz-$t.log" 2>&1
-  [ "$jobs" -gt 1 ] && cat fuzz-*.log >>"$builddir/fuzz-$t.log" 2>/dev/null && rm -f fuzz-*.log
+  # With -jobs, libFuzzer writes fuzz-N.log into the working directory (and copies each into its
+  # own output when the job ends): run in the target's artifact directory, remove them after.
+  parallel=()
+  [ "$jobs" -gt 1 ] && parallel=(-jobs="$jobs" -workers="$jobs")
+  (cd "$builddir/artifacts/$t" && rm -f fuzz-*.log &&
+    nice -n 10 "$builddir/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=60 -rss_limit_mb=2048 \
+      "${parallel[@]}" -print_final_stats=1 -artifact_prefix="$builddir/artifacts/$t/" \
+      "$builddir/corpus/$t" "$src/fuzz/corpus/$t" >"$builddir/fuzz-$t.log" 2>&1
+    rm -f fuzz-*.log)
   execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$builddir/fuzz-$t.log" | awk '{s += $2} END {print s + 0}')
-  found=$(ls "$builddir/artifacts/$t" | wc -l)
+  found=$(ls "$builddir/artifacts/$t" | grep -cE '^(crash|leak|timeout|oom|slow-unit)-')
   echo "fuzz.sh: $t: $execs executions, $found crash/leak/timeout artifacts (log: $builddir/fuzz-$t.log)"
   [ "$found" -eq 0 ] || rc=1
 done
