@@ -1,7 +1,9 @@
 // [E1] G-IKEv2 benchmark: registrations per second per core (IKE_SA_INIT with ECDH + GSA_AUTH with
 // PSK), GCKS and group members in this one thread over loopback UDP, next to the raw cost of the
-// public-key operations measured in the same run; and GSA_REKEY fan-out time to N members.
-// A benchmark, not a test: nothing here is asserted.
+// public-key operations measured in the same run; and GSA_REKEY fan-out time to N members: a TEK
+// rekey by unicast and by multicast (127.0.0.1 as IP_MULTICAST_IF), and in a key tree group
+// ([E2]) one eviction: membership rekey (LKH path keys) + TEK rekey under the new KEK, from
+// evict() until every remaining member applied both. A benchmark, not a test: nothing here is asserted.
 //
 //   gkm_bench [--registrations N] [--concurrency C] [--fanout 10,100,1000] [--group 19|31] [--state DIR]
 
@@ -69,7 +71,11 @@ traffic_selector ipv4_selector(uint32_t first, uint32_t last)
     return ts;
 }
 
-gcks_config server_config(const options& o, int identities)
+/// Delivery of GSA_REKEY in the fan-out runs.
+enum class delivery { unicast, multicast };
+constexpr endpoint bench_rekey_address{0xeffe4d02, 47502};  // 239.254.77.2
+
+gcks_config server_config(const options& o, int identities, delivery d = delivery::unicast, bool key_tree = false)
 {
     gcks_config c;
     c.listen = endpoint{0x7f000001, 0};
@@ -82,6 +88,15 @@ gcks_config server_config(const options& o, int identities)
         c.peers.push_back(psk_identity{member_id(i), psk_of(member_id(i))});
         g.members.push_back(member_id(i));
         g.senders.push_back(member_id(i));
+    }
+    if (d == delivery::multicast) {
+        g.rekey_address = bench_rekey_address;
+        g.rekey_interface = 0x7f000001;
+    }
+    if (key_tree) {
+        g.key_tree = true;
+        g.lkh_max_members = uint32_t(identities);
+        g.rekey_batch_ms = 100;  // registrations in batches; the evictions are committed at once (gcks_skew)
     }
     c.groups.push_back(std::move(g));
     if (!o.state_dir.empty()) {
@@ -107,6 +122,7 @@ std::unique_ptr<gkm::group_member> make_member(const options& o, const gcks& ser
     if (with_rekey_key) {
         c.gcks_public_key = server.rekey_public_key();
     }
+    c.reregister_on_gap = false;  // an evicted member stays out (the fan-out runs evict)
     result<std::unique_ptr<gkm::group_member>> m = gkm::group_member::create(std::move(c));
     if (!m) {
         std::fprintf(stderr, "gkm_bench: %s\n", m.err().detail.c_str());
@@ -118,6 +134,8 @@ std::unique_ptr<gkm::group_member> make_member(const options& o, const gcks& ser
 /// CPU seconds spent inside gcks::tick: the key server's share of the work (CPU, not wall time,
 /// so that preemption on a shared machine does not count).
 double gcks_busy = 0;
+/// Added to the GCKS's clock: lets a fan-out run commit a key tree batch at the next tick.
+clock::duration gcks_skew{};
 
 /// Polls all sockets and ticks everyone until done() (or a round limit, for a lost datagram).
 template <class Done>
@@ -128,11 +146,14 @@ void drive(gcks& server, std::vector<std::unique_ptr<gkm::group_member>>& member
         fds.assign(1, pollfd{server.fd(), POLLIN, 0});
         for (auto& m : members) {
             fds.push_back({m->fd(), POLLIN, 0});
+            if (m->rekey_fd() >= 0) {
+                fds.push_back({m->rekey_fd(), POLLIN, 0});
+            }
         }
         ::poll(fds.data(), fds.size(), 5);
         const clock::time_point now = clock::now();
         const double cpu0 = stopwatch::cpu_now();
-        server.tick(now);
+        server.tick(now + gcks_skew);
         gcks_busy += stopwatch::cpu_now() - cpu0;
         for (auto& m : members) {
             m->tick(now);
@@ -226,11 +247,11 @@ void bench_registrations(const options& o, const raw_costs& raw)
                 (*server)->half_open_sessions());
 }
 
-void bench_fanout(const options& o, int n)
+void bench_fanout(const options& o, int n, delivery d)
 {
     options plain = o;
     plain.state_dir.clear();
-    result<std::unique_ptr<gcks>> server = gcks::create(server_config(plain, n));
+    result<std::unique_ptr<gcks>> server = gcks::create(server_config(plain, n, d));
     std::vector<std::unique_ptr<gkm::group_member>> members;
     for (int i = 0; i < n; ++i) {
         members.push_back(make_member(o, **server, i, true));
@@ -261,9 +282,67 @@ void bench_fanout(const options& o, int n)
         send_us += std::chrono::duration<double, std::micro>(sent - t0).count();
         all_us += std::chrono::duration<double, std::micro>(t1 - t0).count();
     }
-    std::printf("  fan-out to %5d members: GCKS rekey (sign, seal, %d sends) %8.1f us; all members installed %9.1f us"
+    std::printf("  %s fan-out to %5d members: GCKS rekey (sign, seal, %d sends) %8.1f us; all members installed %9.1f us"
                 " (%.1f us/member, members verify in this same thread)\n",
-                n, n, send_us / repeats, all_us / repeats, all_us / repeats / n);
+                d == delivery::multicast ? "multicast" : "unicast  ", n, d == delivery::multicast ? 1 : n,
+                send_us / repeats, all_us / repeats, all_us / repeats / n);
+}
+
+/// [E2] Key tree group: one eviction at a time, from evict() until every remaining member applied
+/// the membership rekey and installed the TEK that follows it.
+void bench_tree_fanout(const options& o, int n, delivery d)
+{
+    options plain = o;
+    plain.state_dir.clear();
+    gcks_skew = {};
+    result<std::unique_ptr<gcks>> server = gcks::create(server_config(plain, n, d, true));
+    std::vector<std::unique_ptr<gkm::group_member>> members;
+    for (int i = 0; i < n; ++i) {
+        members.push_back(make_member(o, **server, i, true));
+        members.back()->start(clock::now());
+        if (members.size() % 256 == 0 || i == n - 1) {
+            drive(**server, members, [&] { return settled(members); });
+        }
+    }
+    constexpr int repeats = 5;
+    double all_us = 0;
+    double gcks_cpu_us = 0;
+    const uint64_t parts0 = (*server)->counters().membership_rekey_parts;
+    const uint64_t sent0 = (*server)->counters().rekeys_sent;
+    for (int r = 0; r < repeats; ++r) {
+        const size_t gone = members.size() - 1;  // the newest member leaves
+        std::vector<uint64_t> before;
+        for (auto& m : members) {
+            before.push_back(m->counters().key_tree_rekeys);
+        }
+        const auto applied = [&] {
+            const uint32_t spi = (*server)->status(1)->tek_spi;
+            for (size_t i = 0; i < gone; ++i) {
+                const gkm::group_membership* ms = members[i]->membership();
+                if (members[i]->counters().key_tree_rekeys != before[i] + 1 || ms == nullptr || ms->teks.front().spi != spi) {
+                    return false;
+                }
+            }
+            return true;
+        };
+        gcks_busy = 0;
+        const clock::time_point t0 = clock::now();
+        (*server)->evict(member_id(int(gone)));
+        gcks_skew += std::chrono::seconds(1);  // the batch (due 100 ms after the GCKS's last tick) is due now
+        const double cpu0 = stopwatch::cpu_now();
+        (*server)->tick(clock::now() + gcks_skew);  // commits and sends
+        gcks_busy += stopwatch::cpu_now() - cpu0;
+        drive(**server, members, applied);
+        all_us += std::chrono::duration<double, std::micro>(clock::now() - t0).count();
+        gcks_cpu_us += gcks_busy * 1e6;
+        members.pop_back();
+    }
+    const uint64_t parts = (*server)->counters().membership_rekey_parts - parts0;
+    const uint64_t datagrams = (*server)->counters().rekeys_sent - sent0;
+    std::printf("  %s eviction in a key tree of %5d: %.1f parts + 1 TEK rekey, %.0f datagrams sent;"
+                " GCKS CPU %8.1f us; all members applied both %9.1f us\n",
+                d == delivery::multicast ? "multicast" : "unicast  ", n, double(parts) / repeats,
+                double(datagrams) / repeats, gcks_cpu_us / repeats, all_us / repeats);
 }
 
 options parse(int argc, char** argv)
@@ -311,7 +390,13 @@ int main(int argc, char** argv)
     bench_registrations(o, raw);
     std::printf("rekey fan-out (unicast to each member over loopback; ECDSA sign %.1f us of it):\n", raw.sign_us);
     for (int n : o.fanout) {
-        bench_fanout(o, n);
+        bench_fanout(o, n, delivery::unicast);
+        bench_fanout(o, n, delivery::multicast);
+    }
+    std::printf("[E2] key tree eviction fan-out (binary LKH tree, batch committed at once, 5 evictions):\n");
+    for (int n : o.fanout) {
+        bench_tree_fanout(o, n, delivery::unicast);
+        bench_tree_fanout(o, n, delivery::multicast);
     }
     return 0;
 }

@@ -9,6 +9,8 @@
 // Bytes are the encoded KD payloads (RFC 9838 Member Key Bag, WRAP_KEY attributes) of all parts at
 // the given MTU, without the GSA_REKEY envelope (parts × gsa_rekey_envelope_bytes more on the wire).
 // Compute time is lkh_tree::commit() plus encoding, one thread, median over the repeats.
+// Wire bytes are the real GSA_REKEY datagrams of the parts (seal_rekey: IKE header, SK under a
+// KEK, ECDSA P-256 AUTH) plus 28 B of IPv4 and UDP header each, encoded after the timing.
 
 #include <unistd.h>
 
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "gkm/lkh.hh"
+#include "gkm/rekey.hh"
 
 using namespace msecgw;
 using namespace msecgw::gkm;
@@ -112,6 +115,7 @@ double median(std::vector<double> v)
 
 struct rekey_cost {
     size_t bytes = 0;
+    size_t wire_bytes = 0;  ///< GSA_REKEY datagrams of all parts, IPv4 and UDP headers included
     size_t parts = 0;
     size_t wrapped_keys = 0;
     double micros = 0;
@@ -130,6 +134,15 @@ rekey_cost commit_and_encode(lkh_tree& tree, size_t part_budget)
     }
     c.parts = parts.size();
     c.wrapped_keys = rekey.keys.size();
+    // The same parts as the GCKS sends them (untimed).
+    static const signing_key signer = take(signing_key::generate());
+    static const secret kek = random_secret(kek_key_size + gcm_salt_size);
+    static const bytes kek_spi = random_bytes(16);
+    constexpr size_t ipv4_udp_bytes = 28;
+    for (size_t i = 0; i < parts.size(); ++i) {
+        std::vector<payload> kd = take(decode_payload_chain(payload_type::kd, parts[i]));
+        c.wire_bytes += take(seal_rekey(signer, kek_spi, uint32_t(i + 1), std::move(kd), kek.view())).size() + ipv4_udp_bytes;
+    }
     return c;
 }
 
@@ -150,7 +163,7 @@ struct size_result {
 rekey_cost single_change(lkh_tree& tree, std::vector<uint32_t>& live, std::mt19937& rng, int repeats, bool leave,
                          size_t budget)
 {
-    std::vector<double> micros, sizes, parts, keys;
+    std::vector<double> micros, sizes, parts, keys, wire;
     for (int r = 0; r < repeats; ++r) {
         if (leave) {
             const size_t i = rng() % live.size();
@@ -173,12 +186,13 @@ rekey_cost single_change(lkh_tree& tree, std::vector<uint32_t>& live, std::mt199
         sizes.push_back(double(c.bytes));
         parts.push_back(double(c.parts));
         keys.push_back(double(c.wrapped_keys));
+        wire.push_back(double(c.wire_bytes));
         if (leave) {
             live.push_back(take(tree.add_member()));
             (void)commit_and_encode(tree, budget);
         }
     }
-    return rekey_cost{size_t(median(sizes)), size_t(median(parts)), size_t(median(keys)), median(micros)};
+    return rekey_cost{size_t(median(sizes)), size_t(median(wire)), size_t(median(parts)), size_t(median(keys)), median(micros)};
 }
 
 size_result run_size(const options& o, uint32_t n, std::mt19937& rng)
@@ -243,13 +257,14 @@ void write_json(const options& o, const std::vector<size_result>& results)
         f << "    {\"n\": " << r.n << ", \"depth\": " << r.depth << ", \"build_s\": " << r.build_s
           << ", \"tree_bytes_per_member\": " << r.tree_bytes_per_member
           << ", \"rss_bytes_per_member\": " << r.rss_bytes_per_member << ",\n     \"leave\": {\"bytes\": " << r.leave.bytes
-          << ", \"parts\": " << r.leave.parts << ", \"wrapped_keys\": " << r.leave.wrapped_keys
+          << ", \"wire_bytes\": " << r.leave.wire_bytes << ", \"parts\": " << r.leave.parts << ", \"wrapped_keys\": " << r.leave.wrapped_keys
           << ", \"us\": " << r.leave.micros << "},\n     \"join\": {\"bytes\": " << r.join.bytes
           << ", \"parts\": " << r.join.parts << ", \"wrapped_keys\": " << r.join.wrapped_keys << ", \"us\": " << r.join.micros
           << "},\n     \"naive\": {\"bytes\": " << r.naive_bytes << ", \"ms\": " << r.naive_ms << "},\n     \"batches\": [";
         for (size_t j = 0; j < r.batches.size(); ++j) {
             const rekey_cost& c = r.batches[j].second;
             f << (j ? ", " : "") << "{\"leaves\": " << r.batches[j].first << ", \"bytes\": " << c.bytes
+              << ", \"wire_bytes\": " << c.wire_bytes
               << ", \"parts\": " << c.parts << ", \"wrapped_keys\": " << c.wrapped_keys << ", \"us\": " << c.micros << "}";
         }
         f << "]}" << (i + 1 < results.size() ? "," : "") << "\n";
@@ -266,17 +281,18 @@ int main(int argc, char** argv)
     std::vector<size_result> results;
     std::printf("LKH arity %u, %zu-byte keys, parts of at most %zu B (MTU %zu − %zu B GSA_REKEY envelope)\n", o.arity,
                 o.key_size, o.mtu - gsa_rekey_envelope_bytes, o.mtu, gsa_rekey_envelope_bytes);
-    std::printf("%9s %5s %8s %8s | %7s %5s %5s %8s | %6s %5s %8s | %12s %9s | %s\n", "n", "depth", "B/memb", "RSS/memb",
-                "leave B", "parts", "keys", "leave us", "join B", "keys", "join us", "naive B", "naive ms",
-                "batch of b leaves: b=bytes/parts/us");
+    std::printf("%9s %5s %8s %8s | %7s %7s %5s %5s %8s | %6s %6s %5s %8s | %12s %9s | %s\n", "n", "depth", "B/memb",
+                "RSS/memb", "leave B", "wire B", "parts", "keys", "leave us", "join B", "wire B", "keys", "join us",
+                "naive B", "naive ms", "batch of b leaves: b=bytes/wire bytes/parts/us");
     for (uint32_t n : o.sizes) {
         results.push_back(run_size(o, n, rng));
         const size_result& r = results.back();
-        std::printf("%9u %5u %8.1f %8.1f | %7zu %5zu %5zu %8.1f | %6zu %5zu %8.1f | %12zu %9.1f |", r.n, r.depth,
-                    r.tree_bytes_per_member, r.rss_bytes_per_member, r.leave.bytes, r.leave.parts, r.leave.wrapped_keys,
-                    r.leave.micros, r.join.bytes, r.join.wrapped_keys, r.join.micros, r.naive_bytes, r.naive_ms);
+        std::printf("%9u %5u %8.1f %8.1f | %7zu %7zu %5zu %5zu %8.1f | %6zu %6zu %5zu %8.1f | %12zu %9.1f |", r.n,
+                    r.depth, r.tree_bytes_per_member, r.rss_bytes_per_member, r.leave.bytes, r.leave.wire_bytes,
+                    r.leave.parts, r.leave.wrapped_keys, r.leave.micros, r.join.bytes, r.join.wire_bytes,
+                    r.join.wrapped_keys, r.join.micros, r.naive_bytes, r.naive_ms);
         for (const auto& [b, c] : r.batches) {
-            std::printf(" %u=%zu/%zu/%.0f", b, c.bytes, c.parts, c.micros);
+            std::printf(" %u=%zu/%zu/%zu/%.0f", b, c.bytes, c.wire_bytes, c.parts, c.micros);
         }
         std::printf("\n");
         std::fflush(stdout);

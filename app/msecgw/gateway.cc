@@ -47,6 +47,13 @@ uint16_t mbuf_data_size(const config::gateway_cfg& cfg)
                                                     RTE_PKTMBUF_HEADROOM + l2_max + mtu + esp_room));
 }
 
+/// Source-authentication senders and verifiers hold state (key chains, hold buffers) made at start.
+bool same_source_auth(const config::gateway_cfg& a, const config::gateway_cfg& b)
+{
+    return std::equal(a.source_auth.begin(), a.source_auth.end(), b.source_auth.begin(), b.source_auth.end(),
+                      [](const auto& x, const auto& y) { return *x == *y; });
+}
+
 } // namespace
 
 result<std::unique_ptr<gateway>> gateway::create(config::gateway_cfg cfg, const control::key_manager* keys)
@@ -139,6 +146,14 @@ result<void> gateway::start_workers()
                                                                  static_cast<uint32_t>(lc->lcore_id)));
         _reasm.push_back(std::make_unique<frag::reasm_table>(_cfg.reassembly.max_datagrams,
                                                              rte_get_tsc_hz() / 1000 * _cfg.reassembly.timeout_ms));
+        if (!_cfg.source_auth.empty()) {
+            auto a = dataplane::make_srcauth_lcore(_cfg, *_engines.back(), lc->index, dataplane::realtime_ns());
+            if (!a) {
+                return a.err();
+            }
+            _auth.push_back(std::move(a.value()));
+            lc->auth = _auth.back().get();
+        }
         lc->engine = _engines.back().get();
         lc->replay = _replay.back().get();
         lc->reasm = _reasm.back().get();
@@ -157,6 +172,9 @@ result<void> gateway::reload(config::gateway_cfg cfg)
     if (cfg.reassembly.timeout_ms != _cfg.reassembly.timeout_ms ||
         cfg.reassembly.max_datagrams != _cfg.reassembly.max_datagrams) {
         return error{errc::unsupported, cfg.file + ": reassembly settings change only with a restart"};
+    }
+    if (!same_source_auth(cfg, _cfg)) {
+        return error{errc::unsupported, cfg.file + ": source_auth settings change only with a restart"};
     }
     if (_keys != nullptr) {
         cfg = _keys->expand(cfg);

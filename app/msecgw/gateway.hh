@@ -12,6 +12,7 @@
 #include "control/sa_manager.hh"
 #include "crypto/crypto.hh"
 #include "replay/replay.hh"
+#include "dataplane/srcauth_stage.hh"
 #include "dataplane/worker.hh"
 #include "policy/policy.hh"
 #include "port/port.hh"
@@ -70,6 +71,7 @@ private:
     std::vector<std::unique_ptr<crypto::engine>> _engines;       ///< one per worker
     std::vector<std::unique_ptr<replay::replay_table>> _replay;  ///< one per worker
     std::vector<std::unique_ptr<frag::reasm_table>> _reasm;      ///< one per worker
+    std::vector<std::unique_ptr<dataplane::srcauth_lcore>> _auth; ///< one per worker, with source_auth
     std::atomic<bool> _stop{false};
     bool _launched = false;
 };

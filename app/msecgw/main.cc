@@ -135,7 +135,9 @@ void control_loop(const msecgw::app::options& opts, msecgw::app::gateway& gw, ms
     const auto end = t0 + std::chrono::duration<double>(opts.duration);
     const std::function<msecgw::metrics::sample()> take = [&] {
         const double secs = std::chrono::duration<double>(clock::now() - t0).count();
-        return msecgw::metrics::sample{gw.collect(secs), msecgw::metrics::sa_samples(gw.snapshot())};
+        msecgw::metrics::sample s{gw.collect(secs), msecgw::metrics::sa_samples(gw.snapshot()), {}, {}};
+        msecgw::app::add_key_samples(keys, s);
+        return s;
     };
     while (g_signal == 0 && !cli.quit_requested() && (opts.duration <= 0 || clock::now() < end)) {
         gw.tick();

@@ -98,6 +98,36 @@ std::vector<cli::group_info> cli_backend::groups() const
     return out;
 }
 
+void add_key_samples(const control::key_manager* keys, metrics::sample& s)
+{
+    if (keys == nullptr) {
+        return;
+    }
+    for (const auto& m : keys->members()) {
+        s.members.push_back({m.group, m.state == gkm::member_state::registered || !m.in_spis.empty(), m.registrations,
+                             m.key_changes, m.counters.rekeys_accepted, m.counters.rekeys_forged,
+                             m.counters.rekeys_replayed, m.counters.rekeys_missed, m.counters.reregistrations,
+                             m.counters.gcks_failovers});
+    }
+    const gkm::gcks* ks = keys->key_server();
+    if (ks == nullptr) {
+        return;
+    }
+    const gkm::gcks_counters& c = ks->counters();
+    metrics::key_server_sample k{c.registrations, c.authorization_failed, c.authentication_failed, c.invalid_group,
+                                 c.no_proposal_chosen, c.malformed, c.retransmissions_answered, c.rekeys_sent,
+                                 c.periodic_rekeys, c.rekeys_failed, c.cookies_sent, c.cookies_rejected,
+                                 c.half_open_dropped, c.half_open_expired, ks->half_open_sessions(), ks->sessions(), {},
+                                 ks->leading(), c.leader_takeovers, c.leader_step_downs, c.etcd_errors,
+                                 c.not_leader_dropped};
+    for (const auto& g : keys->groups()) {
+        if (auto st = keys->key_server_group(g.name)) {
+            k.group_members.emplace_back(g.name, st->members);
+        }
+    }
+    s.key_server = std::move(k);
+}
+
 result<void> cli_backend::rekey(const std::string& group)
 {
     if (_keys == nullptr) {

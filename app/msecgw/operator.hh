@@ -12,6 +12,7 @@
 #include "cli/server.hh"
 #include "cli/telemetry.hh"
 #include "gateway.hh"
+#include "metrics/metrics.hh"
 #include "options.hh"
 
 namespace msecgw::app {
@@ -37,6 +38,9 @@ private:
     std::chrono::steady_clock::time_point _t0;
     bool _quit = false;
 };
+
+/// The key server's and the members' counters for a Prometheus scrape (no key material).
+void add_key_samples(const control::key_manager* keys, metrics::sample& s);
 
 /// Engine, socket server and prompt, as the options ask; telemetry always.
 class operator_cli {

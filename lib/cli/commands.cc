@@ -594,6 +594,10 @@ stats::totals subtract(const stats::totals& now, const stats::totals& base)
             st.fragments_out = since(st.fragments_out, b.fragments_out);
             st.reassembled = since(st.reassembled, b.reassembled);
             st.fragments_in = since(st.fragments_in, b.fragments_in);
+            st.auth_tagged = since(st.auth_tagged, b.auth_tagged);
+            st.auth_control_sent = since(st.auth_control_sent, b.auth_control_sent);
+            st.auth_released = since(st.auth_released, b.auth_released);
+            st.auth_control_used = since(st.auth_control_used, b.auth_control_used);
             st.busy_polls = since(st.busy_polls, b.busy_polls);
             st.idle_polls = since(st.idle_polls, b.idle_polls);
         }
@@ -601,7 +605,9 @@ stats::totals subtract(const stats::totals& now, const stats::totals& base)
     for (auto [f, bf] : {std::pair{&t.rx_pkts, base.rx_pkts}, {&t.tx_pkts, base.tx_pkts}, {&t.bypassed, base.bypassed},
                          {&t.sealed, base.sealed}, {&t.opened, base.opened}, {&t.fragmented, base.fragmented},
                          {&t.fragments_out, base.fragments_out}, {&t.reassembled, base.reassembled},
-                         {&t.fragments_in, base.fragments_in}, {&t.drops_total, base.drops_total}}) {
+                         {&t.fragments_in, base.fragments_in}, {&t.auth_tagged, base.auth_tagged},
+                         {&t.auth_control_sent, base.auth_control_sent}, {&t.auth_released, base.auth_released},
+                         {&t.auth_control_used, base.auth_control_used}, {&t.drops_total, base.drops_total}}) {
         *f = since(*f, bf);
     }
     for (std::size_t r = 0; r < drop_reason_count; ++r) {

@@ -131,8 +131,14 @@ result<config::gateway_cfg> with_sa_added(const config::gateway_cfg& running, co
 result<config::gateway_cfg> with_sa_deleted(const config::gateway_cfg& running, const std::string& name)
 {
     const std::string what = "del sa " + shown(name);
-    if (running.find_sa(name) == nullptr) {
+    const config::sa_cfg* sa = running.find_sa(name);
+    if (sa == nullptr) {
         return error{errc::config_reference, what + ": no SA named '" + shown(name) + "' (see show sa)"};
+    }
+    if (!sa->group.empty()) {
+        return error{errc::unsupported, what + ": it carries group " + sa->group +
+                                            "'s keys from the key server, which replaces it at its next rekey "
+                                            "(rekey group " + sa->group + " on the key server)"};
     }
     for (std::size_t i = 0; i < running.policies.size(); ++i) {
         if (running.policies[i].sa == name) {
@@ -198,6 +204,11 @@ result<config::gateway_cfg> with_policy_deleted(const config::gateway_cfg& runni
     auto i = parse_index("del policy", index, running.policies.size());
     if (!i) {
         return i.err();
+    }
+    if (running.policies[*i].twin) {
+        return error{errc::unsupported, "del policy " + index + ": a copy the gateway keeps while two keys of group " +
+                                            running.policies[*i].group + " overlap; delete policy " +
+                                            std::to_string(*i - 1) + " (or the first one above it) instead"};
     }
     config::gateway_cfg next = running;
     next.policies.erase(next.policies.begin() + static_cast<std::ptrdiff_t>(*i));

@@ -48,6 +48,24 @@ enum class drop_reason : uint8_t {
     frag_timeout,         ///< inbound datagram not complete in time (its fragments are dropped)
     frag_table_full,      ///< no reassembly slot free for a new datagram
     frag_too_big,         ///< reassembled datagram larger than a packet buffer
+    srcauth_missing,       ///< packet of a source-authenticated SA without a source-authentication tag
+    srcauth_unexpected,    ///< source-authentication tag on an SA configured without source_auth
+    srcauth_malformed,     ///< source-authentication header does not parse
+    srcauth_unknown_sender, ///< no trust entry binds the tag's sender to the packet's source
+    srcauth_wrong_mode,    ///< tag of another source-authentication mode than configured
+    srcauth_not_bootstrapped, ///< TESLA packet before a verified bootstrap of its sender
+    srcauth_forged,        ///< TESLA MAC or manifest digest does not match
+    srcauth_unsafe,        ///< TESLA packet that arrived after its key may have been disclosed
+    srcauth_bad_interval,  ///< TESLA interval outside the chain or ahead of the sender's clock
+    srcauth_hold_overflow, ///< hold buffer of the sender full
+    srcauth_timeout,       ///< held longer than the hold timeout (no key or no manifest)
+    srcauth_replayed_manifest, ///< manifest not newer than the last accepted one
+    srcauth_replayed_packet, ///< source-authenticated sequence number already released
+    srcauth_bad_signature, ///< packet, manifest or bootstrap signature does not verify
+    srcauth_bad_disclosure, ///< disclosed TESLA key not on the chain
+    srcauth_stale_control, ///< bootstrap or disclosure older than what is known
+    srcauth_chain_replaced, ///< held under a TESLA chain a newer bootstrap replaced
+    srcauth_tag_failed,    ///< sender could not tag (TESLA chain ended, manifest backlog, signing failed)
     count_
 };
 
@@ -98,6 +116,24 @@ inline constexpr std::array<drop_info, drop_reason_count> drop_table{{
     {drop_reason::frag_timeout, "frag_timeout", "datagram not reassembled in time"},
     {drop_reason::frag_table_full, "frag_table_full", "no reassembly slot for a new datagram"},
     {drop_reason::frag_too_big, "frag_too_big", "reassembled datagram larger than a packet buffer"},
+    {drop_reason::srcauth_missing, "srcauth_missing", "packet of a source-authenticated SA without a source-authentication tag"},
+    {drop_reason::srcauth_unexpected, "srcauth_unexpected", "source-authentication tag on an SA configured without source_auth"},
+    {drop_reason::srcauth_malformed, "srcauth_malformed", "source-authentication header does not parse"},
+    {drop_reason::srcauth_unknown_sender, "srcauth_unknown_sender", "no trust entry binds the tag's sender to the packet's source"},
+    {drop_reason::srcauth_wrong_mode, "srcauth_wrong_mode", "tag of another source-authentication mode than configured"},
+    {drop_reason::srcauth_not_bootstrapped, "srcauth_not_bootstrapped", "TESLA packet before a verified bootstrap of its sender"},
+    {drop_reason::srcauth_forged, "srcauth_forged", "TESLA MAC or manifest digest does not match"},
+    {drop_reason::srcauth_unsafe, "srcauth_unsafe", "TESLA packet that arrived after its key may have been disclosed"},
+    {drop_reason::srcauth_bad_interval, "srcauth_bad_interval", "TESLA interval outside the chain or ahead of the sender's clock"},
+    {drop_reason::srcauth_hold_overflow, "srcauth_hold_overflow", "hold buffer of the sender full"},
+    {drop_reason::srcauth_timeout, "srcauth_timeout", "held longer than the hold timeout (no key or no manifest)"},
+    {drop_reason::srcauth_replayed_manifest, "srcauth_replayed_manifest", "manifest not newer than the last accepted one"},
+    {drop_reason::srcauth_replayed_packet, "srcauth_replayed_packet", "source-authenticated sequence number already released"},
+    {drop_reason::srcauth_bad_signature, "srcauth_bad_signature", "packet, manifest or bootstrap signature does not verify"},
+    {drop_reason::srcauth_bad_disclosure, "srcauth_bad_disclosure", "disclosed TESLA key not on the chain"},
+    {drop_reason::srcauth_stale_control, "srcauth_stale_control", "bootstrap or disclosure older than what is known"},
+    {drop_reason::srcauth_chain_replaced, "srcauth_chain_replaced", "held under a TESLA chain a newer bootstrap replaced"},
+    {drop_reason::srcauth_tag_failed, "srcauth_tag_failed", "sender could not tag (TESLA chain ended, manifest backlog, signing failed)"},
 }};
 
 constexpr bool drop_table_is_complete()

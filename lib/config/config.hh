@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -80,6 +81,43 @@ struct sa_lifetime {
     bool operator==(const sa_lifetime&) const = default;
 };
 
+enum class source_auth_mode : uint8_t { tesla, manifest, sign };
+std::string_view to_string(source_auth_mode m);
+
+/// A sender a verifier trusts: packets whose inner source lies in `sender` must carry a tag that
+/// verifies under the public key in `public_key` (PEM file).
+struct trust_cfg {
+    ip_prefix sender;
+    std::string public_key;
+    int line = 0;
+    bool operator==(const trust_cfg&) const = default;
+};
+
+/// Source authentication of one protection (an SA, or a group's SAs): docs/source-auth.md.
+struct source_auth_cfg {
+    source_auth_mode mode = source_auth_mode::tesla;
+    // tesla
+    uint32_t interval_ms = 100;            ///< TESLA interval length
+    uint32_t disclosure_delay = 2;         ///< intervals until a key is disclosed
+    uint32_t clock_offset_bound_ms = 20;   ///< how far the sender's clock may be ahead of the verifier's
+    uint32_t chain_length = 36000;         ///< intervals of one key chain (the sender stops at its end)
+    uint32_t bootstrap_period_ms = 1000;   ///< signed bootstrap resent this often
+    // manifest
+    uint32_t manifest_packets = 64;        ///< N: digests per manifest
+    uint32_t manifest_max_age_ms = 20;     ///< T: a manifest goes out at the latest this long after its first packet
+    bool best_effort = false;              ///< verifier: release at timeout instead of drop
+    // sender / verifier
+    std::string signing_key;               ///< sender: PEM private key (Ed25519 or ECDSA P-256)
+    int signing_key_line = 0;
+    std::vector<trust_cfg> trust;          ///< verifier: trust anchors by source prefix
+    uint32_t hold_packets = 1024;          ///< verifier: packets held per sender
+    uint32_t hold_timeout_ms = 0;          ///< verifier: 0 = the mode's default (docs/source-auth.md)
+    uint16_t slot = 0;                     ///< index among the configuration's source_auth blocks
+    std::string where;                     ///< "sas[0].source_auth" (messages)
+    int line = 0;
+    bool operator==(const source_auth_cfg&) const = default;
+};
+
 struct sa_cfg {
     std::string name;
     direction dir = direction::out;
@@ -97,6 +135,8 @@ struct sa_cfg {
     uint8_t sender_id_bits = 0;      ///< 0..max_sender_id_bits
     /// Set on SAs the gateway made from a group's keys (key server), never read from a file.
     std::string group;
+    /// Source authentication of this SA's packets (from the SA entry or its group); null = none.
+    std::shared_ptr<const source_auth_cfg> source_auth;
     int line = 0;
 };
 
@@ -153,6 +193,15 @@ struct group_cfg {
     std::vector<std::string> members;       ///< key server: identities that may join
     std::vector<std::string> senders;       ///< key server: identities that may send (get a Sender-ID)
     uint32_t replay_window = 1024;          ///< this gateway's inbound SAs of the group
+    // [E2] key server: LKH key tree and GSA_REKEY delivery (lib/gkm/README.md "Key tree in the protocol")
+    bool key_tree = false;                  ///< LKH tree: evictions take effect at the next batch
+    uint32_t lkh_arity = 2;
+    uint32_t lkh_max_members = 4096;
+    uint32_t rekey_batch_ms = 0;            ///< joins and leaves collected this long
+    std::optional<udp_endpoint> rekey_address;  ///< IPv4 multicast group for GSA_REKEY; unset: unicast
+    uint32_t rekey_ttl = 1;
+    std::string rekey_interface;            ///< IP_MULTICAST_IF address; empty: the listen address
+    std::shared_ptr<const source_auth_cfg> source_auth; ///< carried to the group's SAs (key_manager::expand)
     int line = 0;
 };
 
@@ -172,6 +221,14 @@ struct admission_cfg {
     uint32_t finished_linger_ms = 60'000;
 };
 
+/// X.509 authentication (RFC 7427 signatures; PEM files). The certificate's commonName is the
+/// identity; ca_file verifies the peers' certificates.
+struct certificate_cfg {
+    std::string certificate_file;
+    std::string private_key_file;
+    std::string ca_file;
+};
+
 /// The embedded key server (GCKS): this process hands out the groups' keys.
 struct key_server_cfg {
     udp_endpoint listen;
@@ -180,14 +237,23 @@ struct key_server_cfg {
     std::string state_path;          ///< SQLite database; empty = state in memory only
     std::string storage_key_file;    ///< 256-bit key wrapping every key in state_path (mode 0600)
     admission_cfg admission;
+    certificate_cfg certificates;    ///< sign our AUTH; accept members signing with a certificate
+    /// Several key servers on etcd: the state lives there (instead of state_path) and only the
+    /// elected leader answers. Empty: one key server.
+    std::vector<std::string> etcd_endpoints;
+    std::string etcd_prefix = "/msecgw/gcks";
+    std::string candidate_id;        ///< unique per key server; empty: identity@listen
+    uint32_t leader_ttl_seconds = 5;
     int line = 0;
 };
 
 /// This gateway as a group member: it registers for every group its policies name.
 struct member_cfg {
     std::string identity;
-    secret_bytes psk;
-    udp_endpoint key_server;
+    secret_bytes psk;                ///< empty with a certificate
+    certificate_cfg certificates;    ///< sign with a certificate instead of psk; ca_file for a signing key server
+    udp_endpoint key_server;         ///< the first of key_servers
+    std::vector<udp_endpoint> key_servers; ///< tried in order when one does not answer
     std::string key_server_identity = "gcks";
     std::string local_address = "0.0.0.0"; ///< where our IKE socket binds (port chosen by the kernel)
     uint8_t dh_group = 19;                 ///< 19 (ECP-256) or 31 (Curve25519)
@@ -211,6 +277,9 @@ struct gateway_cfg {
     std::vector<group_cfg> groups;
     std::optional<key_server_cfg> key_server;
     std::optional<member_cfg> member;
+
+    /// Every source_auth block, by slot (SAs in file order, then groups).
+    std::vector<std::shared_ptr<const source_auth_cfg>> source_auth;
 
     const sa_cfg* find_sa(std::string_view name) const;
     const group_cfg* find_group(std::string_view name) const;

@@ -90,10 +90,31 @@ result<secret_bytes> psk_at(const at& a)
     return psk;
 }
 
+/// certificate_file, private_key_file, ca_file (paths; the first two together).
+result<void> parse_certificates(const at& a, certificate_cfg& c)
+{
+    for (const char* k : {"certificate_file", "private_key_file", "ca_file"}) {
+        if (a.node[k]) {
+            auto v = scalar(a.child(a.node[k], k));
+            if (!v || v->empty()) {
+                return v ? a.child(a.node[k], k).fail(errc::config_bad_value, "expected a path") : v.err();
+            }
+            const std::string_view key(k);
+            (key == "certificate_file" ? c.certificate_file : key == "private_key_file" ? c.private_key_file : c.ca_file) = *v;
+        }
+    }
+    if (c.certificate_file.empty() != c.private_key_file.empty()) {
+        return a.fail(errc::config_missing_key, "certificate_file and private_key_file go together");
+    }
+    return {};
+}
+
 result<group_cfg> parse_group(const at& a)
 {
     if (auto r = only_keys(a, {"name", "id", "src", "dst", "aead", "tek_lifetime_seconds", "rekey_period_seconds",
-                               "sender_id_bits", "members", "senders", "replay_window"});
+                               "sender_id_bits", "members", "senders", "replay_window", "key_tree", "lkh_arity",
+                               "lkh_max_members", "rekey_batch_ms", "rekey_address", "rekey_ttl", "rekey_interface",
+                               "source_auth"});
         !r) {
         return r.err();
     }
@@ -133,7 +154,11 @@ result<group_cfg> parse_group(const at& a)
         {"id", 1, UINT32_MAX, &g.id},
         {"tek_lifetime_seconds", 10, 86400 * 7, &g.tek_lifetime_seconds},
         {"rekey_period_seconds", 0, 86400 * 7, &g.rekey_period_seconds},
-        {"replay_window", 0, 65536, &g.replay_window}};
+        {"replay_window", 0, 65536, &g.replay_window},
+        {"lkh_arity", 2, 16, &g.lkh_arity},
+        {"lkh_max_members", 2, 1u << 24, &g.lkh_max_members},
+        {"rekey_batch_ms", 0, 10'000, &g.rekey_batch_ms},
+        {"rekey_ttl", 1, 255, &g.rekey_ttl}};
     for (const auto& [k, lo, hi, out] : u32s) {
         if (auto r = optional_integer(a, k, lo, hi, out); !r) {
             return r.err();
@@ -146,6 +171,34 @@ result<group_cfg> parse_group(const at& a)
     }
     if (auto r = optional_integer(a, "sender_id_bits", 1, max_sender_id_bits, &g.sender_id_bits); !r) {
         return r.err();
+    }
+    if (a.node["key_tree"]) {
+        auto on = one_of(a.child(a.node["key_tree"], "key_tree"), {"true", "false"});
+        if (!on) {
+            return on.err();
+        }
+        g.key_tree = *on == "true";
+    }
+    if (a.node["rekey_address"]) {
+        const at where = a.child(a.node["rekey_address"], "rekey_address");
+        auto e = endpoint_at(where, udp_endpoint{"", 848});
+        if (!e) {
+            return e.err();
+        }
+        in_addr addr{};
+        ::inet_pton(AF_INET, e->address.c_str(), &addr);
+        if (!IN_MULTICAST(ntohl(addr.s_addr)) || e->port == 0) {
+            return where.fail(errc::config_bad_value, "expected an IPv4 multicast group and a port, got '" + e->address +
+                                                          ":" + std::to_string(e->port) + "'");
+        }
+        g.rekey_address = *e;
+    }
+    if (a.node["rekey_interface"]) {
+        auto e = endpoint_at(a.child(a.node["rekey_interface"], "rekey_interface"), udp_endpoint{});
+        if (!e) {
+            return e.err();
+        }
+        g.rekey_interface = e->address;
     }
     for (const char* k : {"members", "senders"}) {
         if (a.node[k]) {
@@ -161,6 +214,13 @@ result<group_cfg> parse_group(const at& a)
             return a.child(a.node["senders"], "senders")
                 .fail(errc::config_reference, "sender '" + s + "' is not in members (a sender is a member too)");
         }
+    }
+    if (a.node["source_auth"]) {
+        auto sa = parse_source_auth(a.child(a.node["source_auth"], "source_auth"), auth_role::group);
+        if (!sa) {
+            return sa.err();
+        }
+        g.source_auth = std::move(sa.value());
     }
     return g;
 }
@@ -248,6 +308,9 @@ result<void> parse_groups(const at& a, gateway_cfg& cfg)
                                                              "group id " + std::to_string(g->id) + " is used twice");
             }
         }
+        if (g->source_auth) {
+            add_source_auth(cfg, g->source_auth);
+        }
         cfg.groups.push_back(std::move(g.value()));
     }
     return {};
@@ -255,7 +318,10 @@ result<void> parse_groups(const at& a, gateway_cfg& cfg)
 
 result<void> parse_key_server(const at& a, gateway_cfg& cfg)
 {
-    if (auto r = only_keys(a, {"listen", "identity", "peers", "state_path", "storage_key_file", "admission"}); !r) {
+    if (auto r = only_keys(a, {"listen", "identity", "peers", "state_path", "storage_key_file", "admission",
+                               "certificate_file", "private_key_file", "ca_file", "etcd_endpoints", "etcd_prefix",
+                               "candidate_id", "leader_ttl_seconds"});
+        !r) {
         return r;
     }
     key_server_cfg ks;
@@ -267,18 +333,38 @@ result<void> parse_key_server(const at& a, gateway_cfg& cfg)
         }
         ks.listen = *e;
     }
-    for (const char* k : {"identity", "state_path", "storage_key_file"}) {
+    for (const char* k : {"identity", "state_path", "storage_key_file", "etcd_prefix", "candidate_id"}) {
         if (a.node[k]) {
             auto v = scalar(a.child(a.node[k], k));
             if (!v || v->empty()) {
                 return v ? a.child(a.node[k], k).fail(errc::config_bad_value, "expected a non-empty value") : v.err();
             }
             const std::string_view key(k);
-            (key == "identity" ? ks.identity : key == "state_path" ? ks.state_path : ks.storage_key_file) = *v;
+            (key == "identity"       ? ks.identity
+             : key == "state_path"   ? ks.state_path
+             : key == "etcd_prefix"  ? ks.etcd_prefix
+             : key == "candidate_id" ? ks.candidate_id
+                                     : ks.storage_key_file) = *v;
         }
     }
-    if (!ks.state_path.empty() && ks.storage_key_file.empty()) {
-        return a.fail(errc::config_missing_key, "missing key 'storage_key_file' (state_path keeps keys wrapped under it)");
+    if (a.node["etcd_endpoints"]) {
+        // URLs, not identities, but the same shape: a list or one scalar.
+        auto eps = names_at(a.child(a.node["etcd_endpoints"], "etcd_endpoints"));
+        if (!eps) {
+            return eps.err();
+        }
+        ks.etcd_endpoints = std::move(*eps);
+        if (ks.etcd_endpoints.empty() || !ks.state_path.empty()) {
+            return a.child(a.node["etcd_endpoints"], "etcd_endpoints")
+                .fail(errc::config_bad_value, "one or more http://HOST:PORT, and no state_path (the state lives in etcd)");
+        }
+    }
+    if (auto r = optional_integer(a, "leader_ttl_seconds", 2, 3600, &ks.leader_ttl_seconds); !r) {
+        return r;
+    }
+    if ((!ks.state_path.empty() || !ks.etcd_endpoints.empty()) && ks.storage_key_file.empty()) {
+        return a.fail(errc::config_missing_key,
+                      "missing key 'storage_key_file' (state_path or etcd_endpoints keep keys wrapped under it)");
     }
     if (a.node["peers"]) {
         if (auto r = parse_peers(a.child(a.node["peers"], "peers"), ks); !r) {
@@ -292,10 +378,16 @@ result<void> parse_key_server(const at& a, gateway_cfg& cfg)
         }
         ks.admission = *ad;
     }
+    if (auto r = parse_certificates(a, ks.certificates); !r) {
+        return r;
+    }
     if (cfg.groups.empty()) {
         return a.fail(errc::config_missing_key, "a key server needs groups (top-level key 'groups')");
     }
     for (const auto& g : cfg.groups) {
+        if (!ks.certificates.ca_file.empty()) {
+            continue; // members may prove their identity with a certificate instead of a peers entry
+        }
         for (const auto& m : g.members) {
             const bool known = std::any_of(ks.peers.begin(), ks.peers.end(),
                                            [&](const psk_peer_cfg& p) { return p.identity == m; });
@@ -312,12 +404,16 @@ result<void> parse_key_server(const at& a, gateway_cfg& cfg)
 result<void> parse_member(const at& a, gateway_cfg& cfg)
 {
     if (auto r = only_keys(a, {"identity", "psk", "key_server", "key_server_identity", "local_address", "dh_group",
-                               "activation_delay_ms", "deactivation_delay_ms"});
+                               "activation_delay_ms", "deactivation_delay_ms", "certificate_file", "private_key_file",
+                               "ca_file"});
         !r) {
         return r;
     }
-    if (auto r = require(a, {"identity", "psk", "key_server"}); !r) {
+    if (auto r = require(a, {"identity", "key_server"}); !r) {
         return r;
+    }
+    if (!a.node["psk"] && !a.node["certificate_file"]) {
+        return a.fail(errc::config_missing_key, "missing key 'psk' (or certificate_file and private_key_file)");
     }
     member_cfg m;
     m.line = a.line();
@@ -330,16 +426,30 @@ result<void> parse_member(const at& a, gateway_cfg& cfg)
             (std::string_view(k) == "identity" ? m.identity : m.key_server_identity) = *v;
         }
     }
-    auto psk = psk_at(a.child(a.node["psk"], "psk"));
-    if (!psk) {
-        return psk.err();
+    if (a.node["psk"]) {
+        auto psk = psk_at(a.child(a.node["psk"], "psk"));
+        if (!psk) {
+            return psk.err();
+        }
+        m.psk = std::move(psk.value());
     }
-    m.psk = std::move(psk.value());
-    auto ks = endpoint_at(a.child(a.node["key_server"], "key_server"), m.key_server);
-    if (!ks) {
-        return ks.err();
+    if (auto r = parse_certificates(a, m.certificates); !r) {
+        return r;
     }
-    m.key_server = *ks;
+    // One key server, or a list tried in order (several key servers on etcd).
+    const at servers = a.child(a.node["key_server"], "key_server");
+    for (std::size_t i = 0; i < (servers.node.IsSequence() ? servers.node.size() : 1); ++i) {
+        auto ks = servers.node.IsSequence() ? endpoint_at(servers.item(servers.node[i], i), m.key_server)
+                                            : endpoint_at(servers, m.key_server);
+        if (!ks) {
+            return ks.err();
+        }
+        m.key_servers.push_back(*ks);
+    }
+    if (m.key_servers.empty()) {
+        return servers.fail(errc::config_bad_value, "expected IPv4-ADDRESS[:PORT] or a list of them");
+    }
+    m.key_server = m.key_servers.front();
     if (a.node["local_address"]) {
         auto e = endpoint_at(a.child(a.node["local_address"], "local_address"), udp_endpoint{"0.0.0.0", 0});
         if (!e) {

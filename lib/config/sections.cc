@@ -157,7 +157,7 @@ result<void> parse_sa_sender_id(const at& a, sa_cfg& s)
 result<sa_cfg> parse_sa(const at& a)
 {
     if (auto r = only_keys(a, {"name", "dir", "spi", "aead", "key", "dst", "src", "replay_window", "lifetime",
-                               "sender_id", "sender_id_bits"});
+                               "sender_id", "sender_id_bits", "source_auth"});
         !r) {
         return r.err();
     }
@@ -188,6 +188,14 @@ result<sa_cfg> parse_sa(const at& a)
     if (auto r = parse_sa_sender_id(a, s); !r) {
         return r.err();
     }
+    if (a.node["source_auth"]) {
+        auto sa = parse_source_auth(a.child(a.node["source_auth"], "source_auth"),
+                                    s.dir == direction::out ? auth_role::sender : auth_role::verifier);
+        if (!sa) {
+            return sa.err();
+        }
+        s.source_auth = std::move(sa.value());
+    }
     return s;
 }
 
@@ -210,6 +218,9 @@ result<void> parse_sas(const at& a, gateway_cfg& cfg)
         if (cfg.find_sa(s->name) != nullptr) {
             return item.child(a.node[i]["name"], "name").fail(errc::config_duplicate,
                                                              "SA name '" + s->name + "' is used twice");
+        }
+        if (s->source_auth) {
+            add_source_auth(cfg, s->source_auth);
         }
         cfg.sas.push_back(std::move(s.value()));
     }

@@ -14,4 +14,10 @@ result<void> parse_groups(const at& a, gateway_cfg& cfg);
 result<void> parse_key_server(const at& a, gateway_cfg& cfg);
 result<void> parse_member(const at& a, gateway_cfg& cfg);
 
+/// Who reads a source_auth block: an outbound SA (signs), an inbound SA (verifies) or a group (both).
+enum class auth_role : uint8_t { sender, verifier, group };
+result<std::shared_ptr<source_auth_cfg>> parse_source_auth(const at& a, auth_role role);
+/// Numbers `block` (its slot) and lists it in cfg.source_auth.
+void add_source_auth(gateway_cfg& cfg, std::shared_ptr<const source_auth_cfg>& block);
+
 } // namespace msecgw::config::detail

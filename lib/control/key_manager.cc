@@ -45,6 +45,11 @@ result<gkm::endpoint> endpoint_of(const config::udp_endpoint& e)
     return gkm::endpoint::parse(e.address, e.port);
 }
 
+gkm::certificate_config certificates_of(const config::certificate_cfg& c)
+{
+    return {c.certificate_file, c.private_key_file, c.ca_file};
+}
+
 result<gkm::gcks_config> gcks_config_of(const config::gateway_cfg& cfg)
 {
     const config::key_server_cfg& ks = *cfg.key_server;
@@ -69,10 +74,34 @@ result<gkm::gcks_config> gcks_config_of(const config::gateway_cfg& cfg)
         gc.tek_lifetime_seconds = g.tek_lifetime_seconds;
         gc.rekey_period_seconds = g.rekey_period_seconds;
         gc.sender_id_bits = g.sender_id_bits;
+        gc.key_tree = g.key_tree;
+        gc.lkh_arity = g.lkh_arity;
+        gc.lkh_max_members = g.lkh_max_members;
+        gc.rekey_batch_ms = g.rekey_batch_ms;
+        gc.rekey_ttl = static_cast<uint8_t>(g.rekey_ttl);
+        if (g.rekey_address) {
+            auto e = endpoint_of(*g.rekey_address);
+            if (!e) {
+                return e.err();
+            }
+            gc.rekey_address = *e;
+        }
+        if (!g.rekey_interface.empty()) {
+            auto e = gkm::endpoint::parse(g.rekey_interface, 0);
+            if (!e) {
+                return e.err();
+            }
+            gc.rekey_interface = e->address;
+        }
         c.groups.push_back(std::move(gc));
     }
     c.state_path = ks.state_path;
     c.storage_key_path = ks.storage_key_file;
+    c.etcd_endpoints = ks.etcd_endpoints;
+    c.etcd_prefix = ks.etcd_prefix;
+    c.candidate_id = ks.candidate_id;
+    c.leader_ttl_seconds = ks.leader_ttl_seconds;
+    c.certificates = certificates_of(ks.certificates);
     const auto& a = ks.admission;
     c.admission.half_open_timeout = std::chrono::milliseconds(a.half_open_timeout_ms);
     c.admission.max_half_open = a.max_half_open;
@@ -120,6 +149,7 @@ config::sa_cfg sa_of(const config::group_cfg& g, const gkm::tek& t, config::dire
     keymat.insert(keymat.end(), t.salt.view().begin(), t.salt.view().end());
     s.key = config::secret_bytes(std::move(keymat));
     s.group = g.name;
+    s.source_auth = g.source_auth; // the group's source authentication applies to every SA of it
     if (dir == config::direction::in) {
         s.dst = g.dst;
         s.replay_window = g.replay_window;
@@ -170,6 +200,11 @@ result<std::unique_ptr<key_manager>> key_manager::create(const config::gateway_c
         km->_gcks = std::move(s.value());
         MSECGW_LOG(NOTICE, keys, "key server %s listening on %s for %zu group(s)", cfg.key_server->identity.c_str(),
                    km->_gcks->local().to_string().c_str(), cfg.groups.size());
+        if (!cfg.key_server->etcd_endpoints.empty()) {
+            MSECGW_LOG(NOTICE, keys, "key server: state in etcd (%zu endpoint(s), prefix %s), %s",
+                       cfg.key_server->etcd_endpoints.size(), cfg.key_server->etcd_prefix.c_str(),
+                       km->_gcks->leading() ? "leading" : "standing by");
+        }
     }
     if (!member_role || !cfg.member) {
         return km;
@@ -197,8 +232,16 @@ result<std::unique_ptr<key_manager>> key_manager::create(const config::gateway_c
         gkm::member_config c;
         c.local = *local;
         c.gcks = *server;
+        for (const auto& ks : mc.key_servers) {
+            auto e = endpoint_of(ks);
+            if (!e) {
+                return where(e.err());
+            }
+            c.key_servers.push_back(*e);
+        }
         c.identity = mc.identity;
         c.psk = gkm::bytes(mc.psk.bytes());
+        c.certificates = certificates_of(mc.certificates);
         c.gcks_identity = mc.key_server_identity;
         c.group_id = g.id;
         c.sender = m->sender;
@@ -216,7 +259,12 @@ result<std::unique_ptr<key_manager>> key_manager::create(const config::gateway_c
     return km;
 }
 
-key_manager::~key_manager() = default;
+key_manager::~key_manager()
+{
+    if (_gcks) {
+        _gcks->resign();  // a clean stop: a standby key server takes over without waiting for the lease
+    }
+}
 
 void key_manager::tick_member(member_rt& m, clock::time_point now)
 {
@@ -293,7 +341,20 @@ void key_manager::tick_member(member_rt& m, clock::time_point now)
 bool key_manager::tick(clock::time_point now)
 {
     if (_gcks) {
+        const bool was = _gcks->leading();
+        const uint64_t errors = _gcks->counters().etcd_errors;
         _gcks->tick(now);
+        if (_gcks->leading() != was) {
+            if (_gcks->leading()) {
+                MSECGW_LOG(NOTICE, keys, "key server: leading the key servers on etcd (state loaded from etcd)");
+            } else {
+                MSECGW_LOG(WARNING, keys, "key server: standing by, registrations are not answered: %s",
+                           _gcks->cluster_error().c_str());
+            }
+        } else if (_gcks->counters().etcd_errors != errors && _gcks->counters().etcd_errors % 20 == 1) {
+            MSECGW_LOG(ERR, keys, "key server: etcd does not answer (%llu errors), no new registrations: %s",
+                       static_cast<unsigned long long>(_gcks->counters().etcd_errors), _gcks->cluster_error().c_str());
+        }
     }
     bool changed = false;
     for (auto& m : _members) {

@@ -23,7 +23,7 @@ bool same_sa(const config::sa_cfg& a, const config::sa_cfg& b)
     // The Sender-ID is part of the IV layout: another one is another IV space, so another SA object.
     return a.spi == b.spi && a.dir == b.dir && a.aead == b.aead && a.replay_window == b.replay_window &&
            a.dst == b.dst && a.src == b.src && a.sender_id == b.sender_id && a.sender_id_bits == b.sender_id_bits &&
-           ka.size() == kb.size() && CRYPTO_memcmp(ka.data(), kb.data(), ka.size()) == 0;
+           sa::auth_slot_of(a) == sa::auth_slot_of(b) && ka.size() == kb.size() && CRYPTO_memcmp(ka.data(), kb.data(), ka.size()) == 0;
 }
 
 /// "key-<fingerprint>": the IV counters belong to the key, not to the SA's name or SPI: renaming

@@ -79,6 +79,43 @@ uint16_t stage_reassemble(lcore_ctx& lc, rte_mbuf** pkts, uint16_t n, drop_list&
 /// them when `all` (worker exit); their fragments are counted as frag_timeout.
 void reasm_expire(lcore_ctx& lc, bool all);
 
+/// The next IV counter of this lcore's lane of `sa`; false (with the reason) when none is reserved.
+bool next_counter(sa::out_sa& sa, uint16_t lane, uint64_t& ctr, drop_reason& why);
+
+// ---- source authentication (srcauth_out.cc, srcauth_in.cc; see srcauth_stage.hh)
+
+inline constexpr uint8_t auth_none = 0, auth_data = 1, auth_control = 2;
+
+/// Outbound, after encapsulation and before sealing: tags the jobs esp_encap queued, learns each
+/// sender's route and sends its due control messages. untagged[i] = 1 marks packets to drop.
+/// Returns true if any packet is untagged.
+bool stage_tag(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte_mbuf** pkts, uint8_t* untagged);
+
+/// Every sender's control messages that are due (srcauth_tick).
+void srcauth_send_control(lcore_ctx& lc, const dp_state& st);
+
+/// Inbound, after a verified open of a packet whose ESP next header is 253: checks the header and
+/// the sender's binding to the source, strips outer + ESP (keeping the tag) and parses the inner
+/// packet (auth_data), or keeps a control message whole (auth_control). Returns keep or a reason.
+uint8_t auth_open(lcore_ctx& lc, const rx_binding& b, uint16_t slot, rte_mbuf* m, uint16_t i, const crypto::gcm_op& op,
+                  uint16_t payload_len);
+
+/// Inbound, last stage before tx: verifiers decide the tagged packets; released ones are stripped
+/// to the inner packet, held ones leave the burst (they come back through srcauth_tick), control
+/// messages are consumed. Returns the packets left, compacted.
+uint16_t stage_verify(lcore_ctx& lc, const dp_state& st, rte_mbuf** pkts, uint16_t n, drop_list& dl);
+
+/// Once per poll round: senders' scheduled control messages, verifiers' timeouts, and the held
+/// packets decided since (released ones go to tx).
+void srcauth_tick(lcore_ctx& lc, const dp_state& st);
+
+/// Verifiers' timeouts and the held packets decided since: released ones to tx, the rest dropped.
+void srcauth_settle(lcore_ctx& lc);
+
+/// Worker exit: every packet still held times out (dropped as srcauth_timeout, or released with
+/// best_effort), so that the run's counters account for every packet.
+void srcauth_flush(lcore_ctx& lc);
+
 /// Inbound: ESP open (SAD, replay check, decrypt, strip), classify, policy check, replay update.
 uint16_t inb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte_mbuf** pkts, uint16_t n,
                      drop_list& dl);

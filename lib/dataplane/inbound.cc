@@ -6,6 +6,7 @@
 
 #include "burst.hh"
 #include "esp/esp.hh"
+#include "srcauth/wire.hh"
 
 namespace msecgw::dataplane::detail {
 
@@ -29,6 +30,7 @@ void move_slot(burst_scratch& s, rte_mbuf** pkts, uint16_t i, uint16_t j)
     s.data[j] = s.data[i];
     s.sa[j] = s.sa[i];
     s.seq[j] = s.seq[i];
+    s.auth[j] = s.auth[i];
 }
 
 /// Drops every packet whose verdict is a reason; compacts the rest to the front. The packets
@@ -91,10 +93,24 @@ uint8_t esp_prepare(lcore_ctx& lc, const dp_state& st, uint16_t i, uint16_t& nop
 }
 
 /// After a verified open: trailer, address preservation, ECN, then strip to L2 + inner packet.
-uint8_t esp_finalize(lcore_ctx& lc, rte_mbuf* m, uint16_t i,
+/// A source-authentication tag (next header 253) goes to auth_open; an SA with source_auth
+/// accepts nothing else.
+uint8_t esp_finalize(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte_mbuf* m, uint16_t i,
                      const crypto::gcm_op& op)
 {
     burst_scratch& s = lc.scratch;
+    const uint16_t slot = st.in_sas[s.sa[i]]->auth_slot;
+    uint8_t nh = 0;
+    const uint16_t payload_len = esp::check_padding(op.data, static_cast<uint16_t>(op.len), nh);
+    if (payload_len == 0) {
+        return static_cast<uint8_t>(drop_reason::esp_bad_trailer);
+    }
+    if (nh == srcauth::wire::esp_next_header) {
+        return auth_open(lc, b, slot, m, i, op, payload_len);
+    }
+    if (slot != sa::no_auth_slot) {
+        return static_cast<uint8_t>(drop_reason::srcauth_missing);
+    }
     const packet::pkt_meta outer_meta = s.meta[i];
     const uint16_t inner_len = esp::check_trailer(op.data, static_cast<uint16_t>(op.len));
     if (inner_len == 0) {
@@ -166,12 +182,14 @@ uint8_t inb_decide(lcore_ctx& lc, const dp_state& st, const rx_binding& b, uint1
                                                                               : drop_reason::clear_on_protected;
         return static_cast<uint8_t>(r);
     }
-    if (!inner_allowed(st, id, s.sa[i])) {
+    // A source-authentication control message has no inner packet: no policy to match, only
+    // the replay window of its (SA, outer source).
+    if (s.auth[i] != auth_control && !inner_allowed(st, id, s.sa[i])) {
         return static_cast<uint8_t>(drop_reason::inner_policy_mismatch);
     }
     const sa::in_sa& sa = *st.in_sas[s.sa[i]];
     if (sa.replay_window != 0) {
-        const uint8_t* inner = s.data[i] + s.meta[i].l3_off;
+        const uint8_t* inner = s.data[i] + s.meta[i].l3_off; // control message: the outer header
         replay::replay_window* w = lc.replay->find_or_insert(replay_key_of(sa, inner, s.meta[i].family), sa.replay_window);
         if (w == nullptr) {
             return static_cast<uint8_t>(drop_reason::replay_table_full);
@@ -181,10 +199,10 @@ uint8_t inb_decide(lcore_ctx& lc, const dp_state& st, const rx_binding& b, uint1
             return static_cast<uint8_t>(v == replay::verdict::replayed ? drop_reason::replay : drop_reason::replay_too_old);
         }
     }
-    if (s.meta[i].ip_len > b.egress_mtu) {
+    if (s.auth[i] != auth_control && s.meta[i].ip_len > b.egress_mtu) {
         return static_cast<uint8_t>(drop_reason::mtu_exceeded);
     }
-    ++lc.stats.opened;
+    lc.stats.opened += s.auth[i] != auth_control;
     return keep;
 }
 
@@ -236,13 +254,14 @@ uint16_t inb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte
     uint16_t nops = 0;
     for (uint16_t i = 0; i < n; ++i) {
         s.sa[i] = no_sa;
+        s.auth[i] = auth_none;
         verdict[i] = s.meta[i].proto == packet::proto_esp ? esp_prepare(lc, st, i, nops) : keep;
     }
     if (nops != 0) {
         crypto::open_burst(*lc.engine, {s.ops.data(), nops}, {s.ok.data(), nops});
         for (uint16_t k = 0; k < nops; ++k) {
             const uint16_t i = s.op_pkt[k];
-            verdict[i] = s.ok[k] ? esp_finalize(lc, pkts[i], i, s.ops[k])
+            verdict[i] = s.ok[k] ? esp_finalize(lc, st, b, pkts[i], i, s.ops[k])
                                  : static_cast<uint8_t>(drop_reason::auth_failed);
         }
     }
@@ -257,7 +276,8 @@ uint16_t inb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte
             }
         }
     }
-    return compact(lc, pkts, n, verdict.data(), dl);
+    n = compact(lc, pkts, n, verdict.data(), dl);
+    return lc.auth != nullptr ? stage_verify(lc, st, pkts, n, dl) : n;
 }
 
 } // namespace msecgw::dataplane::detail

@@ -23,6 +23,11 @@ struct alignas(64) lcore_stats {
     uint64_t fragments_out = 0;                 ///< fragments they became
     uint64_t reassembled = 0;                   ///< ESP datagrams rebuilt from fragments
     uint64_t fragments_in = 0;                  ///< fragments that went into them
+    uint64_t auth_tagged = 0;                   ///< clear packets tagged for source authentication
+    uint64_t auth_control_sent = 0;             ///< source-auth control messages made and sent (extra tx)
+    uint64_t auth_released = 0;                 ///< tagged packets verified and forwarded
+    uint64_t auth_control_used = 0;             ///< source-auth control messages a verifier used (not forwarded)
+    uint64_t auth_held = 0;                     ///< packets a verifier holds now (gauge)
     std::array<uint64_t, drop_reason_count> drops{};
     uint64_t busy_polls = 0;                    ///< polls that received packets
     uint64_t idle_polls = 0;

@@ -5,6 +5,7 @@
 #include <rte_rcu_qsbr.h>
 
 #include "burst.hh"
+#include "srcauth_stage.hh"
 
 namespace msecgw::dataplane {
 
@@ -95,6 +96,9 @@ constexpr int drain_max_polls = 4096; ///< bound on the drain after stop, for en
 uint32_t poll_once(lcore_ctx& lc, rte_mbuf** pkts)
 {
     const dp_state* st = lc.state->load(std::memory_order_acquire);
+    if (lc.auth != nullptr) {
+        lc.auth->now_ns = realtime_ns(); // source authentication's clock for this round
+    }
     uint32_t total = 0;
     for (uint16_t i = 0; i < lc.n_bindings; ++i) {
         const rx_binding& b = lc.bindings[i];
@@ -108,6 +112,9 @@ uint32_t poll_once(lcore_ctx& lc, rte_mbuf** pkts)
         total += n;
     }
     detail::reasm_expire(lc, false);
+    if (lc.auth != nullptr) {
+        detail::srcauth_tick(lc, *st); // control messages due, held packets decided
+    }
     rte_rcu_qsbr_quiescent(lc.qsbr, lc.index);
     return total;
 }
@@ -147,6 +154,9 @@ int worker_main(void* arg)
         quiet = poll_once(lc, pkts.data()) == 0 ? quiet + 1 : 0;
     }
     detail::reasm_expire(lc, true); // incomplete datagrams never complete now
+    if (lc.auth != nullptr) {
+        detail::srcauth_flush(lc); // held packets never get their key or manifest now
+    }
     rte_rcu_qsbr_thread_offline(lc.qsbr, lc.index);
     return 0;
 }

@@ -25,6 +25,8 @@ struct rte_rcu_qsbr;
 
 namespace msecgw::dataplane {
 
+struct srcauth_lcore;
+
 /// One rx queue a worker polls and where its packets go.
 struct rx_binding {
     uint16_t rx_port = 0;
@@ -53,6 +55,10 @@ struct burst_scratch {
     std::array<uint8_t, max_burst> split;       ///< outbound: the ESP packet exceeds the egress MTU
     uint16_t n_split = 0;                       ///< how many of the burst do
     uint16_t n_frag = 0;                        ///< inbound: IP fragments among the parsed burst
+    std::array<uint8_t, max_burst> auth;        ///< inbound: auth_none / auth_data / auth_control
+    std::array<uint16_t, max_burst> job_sa;     ///< outbound: index into dp_state::out_sas of tag job k
+    std::array<uint16_t, max_burst> job_pkt;    ///< outbound: packet index of tag job k
+    uint16_t n_jobs = 0;                        ///< outbound: source-authentication tag jobs queued
     std::array<rte_mbuf*, max_tx_frags> frags;  ///< outbound: the burst after fragmentation
 };
 
@@ -70,6 +76,7 @@ struct alignas(64) lcore_ctx {
     replay::replay_table* replay = nullptr; ///< this lcore's (SA, source) windows
     rte_mempool* pool = nullptr;       ///< where outer fragments get their mbufs
     frag::reasm_table* reasm = nullptr; ///< this lcore's inbound reassembly slots
+    srcauth_lcore* auth = nullptr;     ///< source-authentication senders and verifiers (null: none configured)
     lcore_stats stats;
     burst_scratch scratch;
     policy::flow_cache flows;          ///< classification results of recent flows

@@ -126,29 +126,41 @@ inline bool read_inb_header(const uint8_t* ip, uint16_t outer_len, uint32_t ip_l
     return true;
 }
 
+/// Checks the padding of `cipher_len` bytes of plaintext `plain` (1,2,3,…, RFC 4303 §2.4) and
+/// returns the payload length before it (0 if invalid); `nh` gets the trailer's next header.
+inline uint16_t check_padding(const uint8_t* plain, uint16_t cipher_len, uint8_t& nh)
+{
+    if (cipher_len < 2) {
+        return 0;
+    }
+    const uint8_t pad_len = plain[cipher_len - 2];
+    nh = plain[cipher_len - 1];
+    if (uint32_t{pad_len} + 2 > cipher_len) {
+        return 0;
+    }
+    const auto len = static_cast<uint16_t>(cipher_len - 2 - pad_len);
+    uint8_t diff = 0; // check every pad byte; padding is not secret, but keep the loop simple
+    for (uint8_t i = 0; i < pad_len; ++i) {
+        diff |= static_cast<uint8_t>(plain[len + i] ^ (i + 1));
+    }
+    return diff == 0 ? len : 0;
+}
+
 /// Checks the decrypted trailer of `cipher_len` bytes of plaintext `plain`: padding bytes are
 /// 1,2,3,…, the next header is 4 or 41 and agrees with the inner IP version, the inner packet
 /// length from its own header equals what is left. Returns the inner length, or 0 if invalid.
 inline uint16_t check_trailer(const uint8_t* plain, uint16_t cipher_len)
 {
-    if (cipher_len < 2 + ipv4_hdr_len) {
+    uint8_t nh = 0;
+    const uint16_t inner_len = check_padding(plain, cipher_len, nh);
+    if (inner_len < ipv4_hdr_len) {
         return 0;
-    }
-    const uint8_t pad_len = plain[cipher_len - 2];
-    const uint8_t nh = plain[cipher_len - 1];
-    if (uint32_t{pad_len} + 2 + ipv4_hdr_len > cipher_len) {
-        return 0;
-    }
-    const auto inner_len = static_cast<uint16_t>(cipher_len - 2 - pad_len);
-    uint8_t diff = 0; // check every pad byte; padding is not secret, but keep the loop simple
-    for (uint8_t i = 0; i < pad_len; ++i) {
-        diff |= static_cast<uint8_t>(plain[inner_len + i] ^ (i + 1));
     }
     const uint8_t version = plain[0] >> 4;
     const bool v4 = nh == next_header_ipv4 && version == 4 && load_be16(plain + 2) == inner_len;
     const bool v6 = nh == next_header_ipv6 && version == 6 && inner_len >= ipv6_hdr_len &&
                     load_be16(plain + 4) + uint32_t{ipv6_hdr_len} == inner_len;
-    return diff == 0 && (v4 || v6) ? inner_len : 0;
+    return v4 || v6 ? inner_len : 0;
 }
 
 /// RFC 5374 §3.1: the outer source and destination equal the inner ones (same family).

@@ -2,7 +2,10 @@
 
 #include "gkm.hh"
 #include "cookies.hh"
+#include "etcd_store.hh"
 #include "ike_sa.hh"
+#include "lkh.hh"
+#include "lkh_store.hh"
 #include "registration.hh"
 #include "rekey.hh"
 #include "store.hh"
@@ -10,6 +13,24 @@
 namespace msecgw::gkm {
 
 namespace {
+
+/// A registration whose answer waits for the key tree's batch commit (its path keys exist then).
+struct pending_join {
+    uint64_t session = 0;        ///< responder SPI of the IKE SA to answer on
+    uint32_t leaf = 0;
+    std::string identity;
+    endpoint address;
+    bool sender = false;
+    std::vector<payload> answer; ///< IDr and AUTH, the key download is appended at the commit
+};
+
+/// The LKH tree of a key tree group and who holds which leaf.
+struct key_tree_state {
+    lkh_tree tree;
+    std::map<uint32_t, lkh_member_record> members;  ///< committed members by leaf (leavers until the commit)
+    std::vector<pending_join> joins;
+    std::optional<clock::time_point> batch_due;     ///< when the queued changes are committed
+};
 
 struct group_runtime {
     group_config config;
@@ -22,6 +43,7 @@ struct group_runtime {
     std::vector<endpoint> registered; ///< where GSA_REKEY goes (unicast until multicast lands)
     uint32_t sender_id_reserved = 1;  ///< with a store: Sender-IDs below this are committed to it
     std::optional<clock::time_point> next_rekey;  ///< periodic rekey: when the next one is due
+    std::optional<key_tree_state> lkh;            ///< config.key_tree: the tree (the KEK derives from its root)
 
     stored_group snapshot() const
     {
@@ -62,9 +84,16 @@ gsa_policy group_wide_policy(const group_runtime& g)
 
 gsa_policy kek_policy(const group_runtime& g)
 {
+    std::vector<attribute> attributes{attribute::u32(uint16_t(gsa_attribute::initial_message_id), g.next_rekey_message_id)};
+    if (g.config.rekey_address) {
+        bytes where;
+        wire_writer w(where);
+        w.u32(g.config.rekey_address->address);
+        w.u16(g.config.rekey_address->port);
+        attributes.push_back(attribute::long_form(rekey_address_attribute, where));
+    }
     return make_policy(gsa_policy_type::kek, protocol_id::gike_update, g.kek_spi,
-                       {transform::make(transform_type::encr, encr_aes_gcm_16, kek_key_size * 8)},
-                       {attribute::u32(uint16_t(gsa_attribute::initial_message_id), g.next_rekey_message_id)});
+                       {transform::make(transform_type::encr, encr_aes_gcm_16, kek_key_size * 8)}, std::move(attributes));
 }
 
 /// SA_KEY for the group's current TEK wrapped under kwk (KWK ID kwk_id).
@@ -95,6 +124,7 @@ struct responder_session {
     init_key init;
     clock::time_point expires;
     bool finished = false;
+    bool awaiting_commit = false;  ///< GSA_AUTH accepted, answered at the key tree's batch commit
     uint32_t next_message_id = 1;
     uint32_t last_message_id = 0;
     bytes last_response;  ///< resent when the peer retransmits its request
@@ -129,11 +159,19 @@ struct gcks::impl {
     gcks_config config;
     udp_socket socket;
     signing_key signer;
+    certificate_auth certs;  ///< our certificate and the CA members' certificates chain to (optional)
     std::vector<group_runtime> groups;
     std::map<uint64_t, responder_session> sessions;
     std::map<init_key, std::pair<uint64_t, bytes>> init_responses;  ///< for IKE_SA_INIT retransmissions
     gcks_counters counters;
-    std::optional<gcks_store> store;
+    std::unique_ptr<etcd::client> etcd;   ///< several key servers: state and election in etcd
+    std::unique_ptr<gcks_state> store;    ///< SQLite (state_path) or etcd (etcd_endpoints), else none
+    std::optional<lkh_store> tree_store;  ///< key trees, in the same database file (SQLite only)
+    std::optional<etcd::election> election;
+    bool leading = true;                  ///< without etcd always
+    clock::time_point next_election_step{};
+    clock::time_point renewed{};          ///< last election step that confirmed the lead
+    std::string cluster_error;
     clock::time_point now = clock::now();  ///< of the current tick
     clock::time_point next_sweep = now;
     size_t half_open = 0;
@@ -173,16 +211,52 @@ struct gcks::impl {
     void end_session(std::map<uint64_t, responder_session>::iterator it);
     void handle_init(const received_datagram& dg, const message& m);
     void handle_gsa_auth(const received_datagram& dg, const message& m);
-    std::vector<payload> answer_registration(responder_session& s, const std::vector<payload>& request);
-    std::vector<payload> key_download(responder_session& s, group_runtime& g, bool sender, const std::string& identity);
+    /// The answer to a GSA_AUTH, or nothing when it waits for the key tree's batch commit.
+    std::optional<std::vector<payload>> answer_registration(responder_session& s, const std::vector<payload>& request);
+    std::vector<payload> key_download(responder_session& s, group_runtime& g, bool sender, const std::string& identity,
+                                      std::optional<uint32_t> leaf = std::nullopt);
+    /// Seals and sends a GSA_AUTH answer on the session (kept for retransmissions).
+    void finish_registration(std::map<uint64_t, responder_session>::iterator it, const std::vector<payload>& answer);
     result<void> rekey(uint32_t group_id);
+    /// Where GSA_REKEY goes: unicast addresses (the multicast address is used instead when set).
+    std::vector<endpoint> destinations(const group_runtime& g) const;
+    /// Signs inner, seals it under kek with message_id, sends it once to the multicast address
+    /// or to each of `to`.
+    result<void> send_rekey(const group_runtime& g, std::vector<payload> inner, uint32_t message_id, byte_view kek,
+                            std::span<const endpoint> to);
+    /// GSA and KD of a TEK rekey: the group's current TEK wrapped under its KEK.
+    result<std::vector<payload>> tek_rekey_payloads(const group_runtime& g) const;
+    // Key tree (group_config::key_tree).
+    result<void> load_key_tree(group_runtime& g);
+    void queue_join(group_runtime& g, uint64_t session, const std::string& identity, bool sender,
+                    std::vector<payload> answer, const endpoint& address, uint32_t leaf);
+    void queue_leave(group_runtime& g, lkh_member_record& m);
+    void schedule_batch(group_runtime& g);
+    void commit_due_batches();
+    result<void> commit_batch(group_runtime& g);
     void rekey_due_groups();
     result<void> open_store();
+    result<void> open_etcd(secret storage_key);
+    /// The signing key from the store, or ours saved there first.
+    result<void> load_signing_key();
     result<void> add_group(const group_config& gc);
-    /// A TEK SPI never issued before (by this process or, with a store, any earlier one).
-    uint32_t fresh_spi(const group_runtime& g) const;
+    /// g's TEK, KEK, Message ID, Sender-ID marks and members from the store (nothing when absent).
+    result<void> load_group_state(group_runtime& g);
+    /// A new group's first TEK (when none was loaded), its key tree, committed to the store.
+    result<void> init_group_state(group_runtime& g);
+    /// A TEK SPI never issued before (by this process or, with a store, any earlier one, or
+    /// with etcd any key server).
+    result<uint32_t> fresh_spi(const group_runtime& g);
+    /// count GSA_REKEY Message IDs, reserved in the store before use; returns the first.
+    result<uint32_t> take_message_ids(group_runtime& g, uint32_t count);
     result<void> persist(const group_runtime& g) { return store ? store->save_group(g.snapshot()) : result<void>(); }
     bool reserve_sender_id(group_runtime& g, uint32_t limit);
+    // Several key servers on etcd.
+    void election_step();
+    void step_down(const std::string& why);
+    /// Becoming the leader: the signing key and every group's state from etcd, the periodic
+    /// rekeys a period from now (no burst of rekeys at a take-over).
+    result<void> take_over();
 };
 
 void gcks::impl::handle(const received_datagram& dg)
@@ -257,7 +331,7 @@ void gcks::impl::handle_init(const received_datagram& dg, const message& m)
     const init_key key{dg.source, m.header.spi_i};
     init_responses[key] = {h.spi_r, wire};
     sessions.emplace(h.spi_r, responder_session{dg.source, ike_sa(ike_role::responder, std::move(init), std::move(keys)),
-                                                key, now + config.admission.half_open_timeout, false, 1, 0, {}});
+                                                key, now + config.admission.half_open_timeout, false, false, 1, 0, {}});
     ++half_open;
     send(dg.source, wire);
 }
@@ -338,20 +412,32 @@ void gcks::impl::handle_gsa_auth(const received_datagram& dg, const message& m)
         ++counters.malformed;
         return;
     }
-    std::vector<payload> answer = answer_registration(s, *request);
-    result<bytes> wire = s.sa.seal(exchange_type::gsa_auth, m.header.message_id, true, answer);
-    if (!wire) {
-        return;
-    }
     s.last_message_id = m.header.message_id;
     s.next_message_id = m.header.message_id + 1;
-    s.last_response = std::move(*wire);
     if (!s.finished) {
         s.finished = true;
         --half_open;
         s.expires = now + config.admission.finished_linger;
     }
-    send(dg.source, s.last_response);
+    std::optional<std::vector<payload>> answer = answer_registration(s, *request);
+    if (!answer) {
+        // Waits for the batch commit; retransmissions meanwhile find no last_response and are dropped.
+        s.awaiting_commit = true;
+        return;
+    }
+    finish_registration(it, *answer);
+}
+
+void gcks::impl::finish_registration(std::map<uint64_t, responder_session>::iterator it, const std::vector<payload>& answer)
+{
+    responder_session& s = it->second;
+    s.awaiting_commit = false;
+    result<bytes> wire = s.sa.seal(exchange_type::gsa_auth, s.last_message_id, true, answer);
+    if (!wire) {
+        return;
+    }
+    s.last_response = std::move(*wire);
+    send(s.peer, s.last_response);
     if (find_payload<kd_payload>(answer, payload_type::kd) == nullptr) {
         // Refused (authentication, authorization, group): nothing to keep. Anyone who can do
         // IKE_SA_INIT could otherwise fill the GCKS with lingering refused sessions.
@@ -360,26 +446,42 @@ void gcks::impl::handle_gsa_auth(const received_datagram& dg, const message& m)
     }
 }
 
-std::vector<payload> gcks::impl::answer_registration(responder_session& s, const std::vector<payload>& request)
+std::optional<std::vector<payload>> gcks::impl::answer_registration(responder_session& s, const std::vector<payload>& request)
 {
     const auto* idi = find_payload<id_payload>(request, payload_type::idi);
     const auto* auth = find_payload<auth_payload>(request, payload_type::auth);
     const auto* idg = find_payload<id_payload>(request, payload_type::idg);
     if (idi == nullptr || auth == nullptr || idg == nullptr) {
         ++counters.malformed;
-        return {notify(notify_type::invalid_syntax)};
+        return std::vector<payload>{notify(notify_type::invalid_syntax)};
     }
-    const psk_identity* peer = find_peer(identity_of(*idi));
-    if (peer == nullptr || auth->method != auth_method::shared_key_mic ||
-        !equal_constant_time(auth->data, s.sa.psk_auth(peer->psk, ike_role::initiator, *idi).view())) {
+    const std::string identity = identity_of(*idi);
+    const psk_identity* peer = find_peer(identity);
+    const bool signed_by_certificate = auth->method == auth_method::digital_signature;
+    const bool authenticated =
+        signed_by_certificate
+            ? certs.verify(request, s.sa, ike_role::initiator, *idi, identity).ok()
+            : peer != nullptr && auth->method == auth_method::shared_key_mic &&
+                  equal_constant_time(auth->data, s.sa.psk_auth(peer->psk, ike_role::initiator, *idi).view());
+    // Our own AUTH: signed with our certificate, or MACed with the member's pre-shared key.
+    if (!authenticated || (!certs.own && peer == nullptr)) {
         ++counters.authentication_failed;
-        return {notify(notify_type::authentication_failed)};
+        return std::vector<payload>{notify(notify_type::authentication_failed)};
     }
     const id_payload idr = key_id_payload(config.identity);
-    secret our_auth = s.sa.psk_auth(peer->psk, ike_role::responder, idr);
-    std::vector<payload> answer{
-        payload{payload_type::idr, false, idr},
-        payload{payload_type::auth, false, auth_payload{auth_method::shared_key_mic, bytes(our_auth.view().begin(), our_auth.view().end())}}};
+    std::vector<payload> answer{payload{payload_type::idr, false, idr}};
+    if (certs.own) {
+        result<std::vector<payload>> ours = certs.sign(s.sa, ike_role::responder, idr);
+        if (!ours) {
+            ++counters.authentication_failed;
+            return std::vector<payload>{notify(notify_type::authentication_failed)};
+        }
+        answer.insert(answer.end(), std::make_move_iterator(ours->begin()), std::make_move_iterator(ours->end()));
+    } else {
+        secret our_auth = s.sa.psk_auth(peer->psk, ike_role::responder, idr);
+        answer.push_back(payload{payload_type::auth, false,
+                                 auth_payload{auth_method::shared_key_mic, bytes(our_auth.view().begin(), our_auth.view().end())}});
+    }
 
     std::optional<uint32_t> group_id = group_id_of(*idg);
     group_runtime* g = group_id ? find_group(*group_id) : nullptr;
@@ -389,15 +491,24 @@ std::vector<payload> gcks::impl::answer_registration(responder_session& s, const
         return answer;
     }
     const auto& members = g->config.members;
-    if (std::find(members.begin(), members.end(), peer->id) == members.end()) {
+    if (std::find(members.begin(), members.end(), identity) == members.end()) {
         ++counters.authorization_failed;
         answer.push_back(notify(notify_type::authorization_failed));
         return answer;
     }
     const auto& senders = g->config.senders;
     const bool wants_to_send = find_notify(request, notify_type::group_sender) != nullptr;
-    const bool may_send = std::find(senders.begin(), senders.end(), peer->id) != senders.end();
-    std::vector<payload> keys = key_download(s, *g, wants_to_send && may_send, peer->id);
+    const bool may_send = std::find(senders.begin(), senders.end(), identity) != senders.end();
+    if (g->lkh) {
+        result<uint32_t> leaf = g->lkh->tree.add_member();
+        if (!leaf) {  // the tree is full
+            answer.push_back(notify(notify_type::registration_failed));
+            return answer;
+        }
+        queue_join(*g, s.sa.spi_r(), identity, wants_to_send && may_send, std::move(answer), s.peer, *leaf);
+        return std::nullopt;
+    }
+    std::vector<payload> keys = key_download(s, *g, wants_to_send && may_send, identity);
     if (keys.empty()) {
         answer.push_back(notify(notify_type::registration_failed));
         return answer;
@@ -408,21 +519,38 @@ std::vector<payload> gcks::impl::answer_registration(responder_session& s, const
 }
 
 std::vector<payload> gcks::impl::key_download(responder_session& s, group_runtime& g, bool sender,
-                                              const std::string& identity)
+                                              const std::string& identity, std::optional<uint32_t> leaf)
 {
     result<attribute> sa_key = sa_key_attribute(g, s.sa.wrap_key().view(), 0);
-    result<bytes> wrapped_kek = key_wrap(s.sa.wrap_key().view(), g.kek.view());
-    if (!sa_key || !wrapped_kek) {
+    if (!sa_key) {
         return {};
     }
     kd_payload kd;
     kd.bags.push_back(key_bag{key_bag_type::group, {std::move(*sa_key)}});
+    key_bag member{key_bag_type::member, {}};
+    if (leaf) {
+        // Key tree: the tree's epoch, then the member's path keys (RFC 9838 Appendix A), leaf
+        // under GSK_w, the root (Key ID 1) last; the KEK is derived from the root.
+        result<std::vector<lkh_path_key>> path = g.lkh->tree.member_path(*leaf);
+        result<std::vector<attribute>> attrs = path ? encode_lkh_path(*path, s.sa.wrap_key().view())
+                                                    : result<std::vector<attribute>>(path.err());
+        if (!attrs) {
+            return {};
+        }
+        member.attributes.push_back(attribute::u32(lkh_epoch_attribute, g.lkh->tree.epoch()));
+        member.attributes.insert(member.attributes.end(), std::make_move_iterator(attrs->begin()),
+                                 std::make_move_iterator(attrs->end()));
+    } else {
+        result<bytes> wrapped_kek = key_wrap(s.sa.wrap_key().view(), g.kek.view());
+        if (!wrapped_kek) {
+            return {};
+        }
+        member.attributes.push_back(attribute::long_form(uint16_t(member_key_attribute::wrap_key),
+                                                         wrapped_key{kwk_id_kek, 0, std::move(*wrapped_kek)}.encode()));
+    }
     // AUTH_KEY (RFC 9838 §4.5.3.2): the public key that signs GSA_REKEY, authenticated here by the
     // IKE SA, so members need no key file.
-    key_bag member{key_bag_type::member,
-                   {attribute::long_form(uint16_t(member_key_attribute::wrap_key),
-                                         wrapped_key{kwk_id_kek, 0, std::move(*wrapped_kek)}.encode()),
-                    attribute::long_form(uint16_t(member_key_attribute::auth_key), signer.public_key_der())}};
+    member.attributes.push_back(attribute::long_form(uint16_t(member_key_attribute::auth_key), signer.public_key_der()));
     std::optional<uint32_t> sender_id;
     if (sender) {
         const uint32_t limit = g.config.sender_id_bits >= 32 ? 0xffffffffu : (1u << g.config.sender_id_bits) - 1;
@@ -433,7 +561,7 @@ std::vector<payload> gcks::impl::key_download(responder_session& s, group_runtim
         member.attributes.push_back(attribute::u32(uint16_t(member_key_attribute::gm_sender_id), *sender_id));
     }
     kd.bags.push_back(std::move(member));
-    if (std::find(g.registered.begin(), g.registered.end(), s.peer) == g.registered.end()) {
+    if (!leaf && std::find(g.registered.begin(), g.registered.end(), s.peer) == g.registered.end()) {
         g.registered.push_back(s.peer);
     }
     if (store) {
@@ -478,42 +606,274 @@ result<void> gcks::impl::rekey(uint32_t group_id)
     }
     // The new TEK and the Message ID are committed before anything goes on the wire. If that
     // fails the group keeps its TEK; the Message ID is burnt (a gap is harmless, a reuse is not).
+    result<uint32_t> spi = fresh_spi(*g);
+    if (!spi) {
+        return spi.err();
+    }
+    result<uint32_t> message_id = take_message_ids(*g, 1);
+    if (!message_id) {
+        return message_id.err();
+    }
     const uint32_t old_spi = g->tek_spi;
     secret old_keymat = std::move(g->tek_keymat);
-    g->tek_spi = fresh_spi(*g);
+    g->tek_spi = *spi;
     g->tek_keymat = random_secret(g->config.tek_key_bits / 8 + gcm_salt_size);
-    const uint32_t message_id = g->next_rekey_message_id++;
     if (result<void> saved = persist(*g); !saved) {
         g->tek_spi = old_spi;
         g->tek_keymat = std::move(old_keymat);
         return saved;
     }
-    result<attribute> sa_key = sa_key_attribute(*g, g->kek.view().first(kek_key_size), kwk_id_kek);
+    result<std::vector<payload>> inner = tek_rekey_payloads(*g);
+    if (!inner) {
+        return inner.err();
+    }
+    return send_rekey(*g, std::move(*inner), *message_id, g->kek.view(), destinations(*g));
+}
+
+result<std::vector<payload>> gcks::impl::tek_rekey_payloads(const group_runtime& g) const
+{
+    result<attribute> sa_key = sa_key_attribute(g, g.kek.view().first(kek_key_size), kwk_id_kek);
     if (!sa_key) {
         return sa_key.err();
     }
-    std::vector<payload> inner{
-        payload{payload_type::gsa, false, gsa_payload{{tek_policy(*g), group_wide_policy(*g)}}},
+    return std::vector<payload>{
+        payload{payload_type::gsa, false, gsa_payload{{tek_policy(g), group_wide_policy(g)}}},
         payload{payload_type::kd, false, kd_payload{{key_bag{key_bag_type::group, {std::move(*sa_key)}}}}}};
-    wire_reader spi(g->kek_spi);
-    ike_header h{*spi.u64(), *spi.u64(), payload_type::none, ike_version_2, exchange_type::gsa_rekey,
-                 flag_initiator, message_id, 0};
-    result<bytes> signature = signer.sign(rekey_signed_octets(h, inner));
-    if (!signature) {
-        return signature.err();
+}
+
+std::vector<endpoint> gcks::impl::destinations(const group_runtime& g) const
+{
+    if (!g.lkh) {
+        return g.registered;
     }
-    bytes auth_data(std::begin(ecdsa_sha256_prefix), std::end(ecdsa_sha256_prefix));
-    auth_data.insert(auth_data.end(), signature->begin(), signature->end());
-    inner.push_back(payload{payload_type::auth, false, auth_payload{auth_method::digital_signature, std::move(auth_data)}});
-    bytes iv;
-    wire_writer(iv).u64(h.message_id);  // unique per KEK: Message IDs never repeat
-    result<bytes> wire = seal_message(h, inner, g->kek.view(), iv);
+    std::vector<endpoint> out;
+    for (const auto& [leaf, m] : g.lkh->members) {
+        if (std::find(out.begin(), out.end(), m.address) == out.end()) {
+            out.push_back(m.address);
+        }
+    }
+    return out;
+}
+
+result<void> gcks::impl::send_rekey(const group_runtime& g, std::vector<payload> inner, uint32_t message_id, byte_view kek,
+                                    std::span<const endpoint> to)
+{
+    result<bytes> wire = seal_rekey(signer, g.kek_spi, message_id, std::move(inner), kek);
     if (!wire) {
         return wire.err();
     }
-    for (const endpoint& member : g->registered) {
+    if (g.config.rekey_address) {
+        const uint32_t interface = g.config.rekey_interface != 0 ? g.config.rekey_interface : config.listen.address;
+        if (result<void> set = socket.set_multicast_sender(interface, g.config.rekey_ttl); !set) {
+            return set;
+        }
+        ++counters.rekeys_sent;
+        send(*g.config.rekey_address, *wire);
+        return {};
+    }
+    for (const endpoint& member : to) {
         ++counters.rekeys_sent;
         send(member, *wire);
+    }
+    return {};
+}
+
+// ---- Key tree (README.md "Key tree in the protocol") ----------------------------------------
+
+/// The group's tree from the store (members queued to leave again, and those the config no
+/// longer allows), or a new one; the KEK is the root's.
+result<void> gcks::impl::load_key_tree(group_runtime& g)
+{
+    const group_config& gc = g.config;
+    std::optional<lkh_tree> tree;
+    std::vector<lkh_member_record> records;
+    if (tree_store) {
+        result<std::optional<lkh_tree>> loaded = tree_store->load(gc.group_id);
+        if (!loaded) {
+            return loaded.err();
+        }
+        if (*loaded) {
+            result<std::vector<lkh_member_record>> stored = tree_store->members(gc.group_id);
+            if (!stored) {
+                return stored.err();
+            }
+            tree = std::move(**loaded);
+            records = std::move(*stored);
+        }
+    }
+    if (!tree) {
+        result<lkh_tree> created = lkh_tree::create(lkh_config{gc.lkh_arity, gc.lkh_max_members, 16});
+        if (!created) {
+            return error{errc::config_bad_value, "group " + std::to_string(gc.group_id) + ": " + created.err().detail};
+        }
+        if (tree_store) {
+            if (result<void> saved = tree_store->save_tree(gc.group_id, *created); !saved) {
+                return saved;
+            }
+        }
+        tree = std::move(*created);
+    }
+    g.lkh.emplace(key_tree_state{std::move(*tree), {}, {}, {}});
+    if (result<secret> root = g.lkh->tree.group_key(); root) {
+        g.kek = lkh_kek(root->view());
+    }  // an empty tree has no root: the KEK from the store (or a new one) until the first join
+    for (lkh_member_record& m : records) {
+        const uint32_t leaf = m.leaf;
+        g.lkh->members.emplace(leaf, std::move(m));
+    }
+    for (auto& [leaf, m] : g.lkh->members) {
+        const bool allowed = std::find(gc.members.begin(), gc.members.end(), m.identity) != gc.members.end();
+        if (m.leaving) {
+            m.leaving = false;  // queue it again
+            queue_leave(g, m);
+        } else if (!allowed) {
+            queue_leave(g, m);
+        }
+    }
+    return {};
+}
+
+void gcks::impl::schedule_batch(group_runtime& g)
+{
+    if (!g.lkh->batch_due) {
+        g.lkh->batch_due = now + std::chrono::milliseconds(g.config.rekey_batch_ms);
+    }
+}
+
+void gcks::impl::queue_leave(group_runtime& g, lkh_member_record& m)
+{
+    if (m.leaving || !g.lkh->tree.remove_member(m.leaf)) {
+        return;
+    }
+    m.leaving = true;
+    ++counters.evictions;
+    if (tree_store) {
+        // An eviction queued but not committed survives a restart (load_key_tree queues it again).
+        (void)tree_store->mark_leaving(g.config.group_id, m.leaf);
+    }
+    schedule_batch(g);
+}
+
+/// A joiner waits for the commit. A registration supersedes the identity's earlier leaf (and a
+/// join of the same identity still waiting, whose answer is then never sent).
+void gcks::impl::queue_join(group_runtime& g, uint64_t session, const std::string& identity, bool sender,
+                            std::vector<payload> answer, const endpoint& address, uint32_t leaf)
+{
+    key_tree_state& t = *g.lkh;
+    for (auto& [old_leaf, m] : t.members) {
+        if (m.identity == identity) {
+            queue_leave(g, m);
+        }
+    }
+    std::erase_if(t.joins, [&](const pending_join& j) {
+        return j.identity == identity && t.tree.remove_member(j.leaf).ok();
+    });
+    t.joins.push_back(pending_join{session, leaf, identity, address, sender, std::move(answer)});
+    schedule_batch(g);
+}
+
+void gcks::impl::commit_due_batches()
+{
+    for (group_runtime& g : groups) {
+        if (g.lkh && g.lkh->batch_due && now >= *g.lkh->batch_due) {
+            g.lkh->batch_due.reset();
+            if (g.lkh->tree.pending() != 0 && !commit_batch(g)) {
+                ++counters.rekeys_failed;
+            }
+        }
+    }
+}
+
+/// One batch: the tree commit and a new TEK are stored (with the Message IDs they use) before
+/// anything is sent; then the membership rekey (path keys, no TEK) in MTU-sized parts under the
+/// old KEK to the members from before the batch (leavers included, so they learn they left), the
+/// TEK rekey under the new KEK to those who stay, and last the joiners' registration answers
+/// (path keys, the new TEK, Message IDs after the TEK rekey): a joiner gets no earlier TEK
+/// (backward access control), a leaver no later one (forward).
+result<void> gcks::impl::commit_batch(group_runtime& g)
+{
+    key_tree_state& t = *g.lkh;
+    const std::vector<endpoint> before = destinations(g);
+    result<lkh_rekey> batch = t.tree.commit();
+    if (!batch) {
+        return batch.err();
+    }
+    std::vector<lkh_member_record> joined;
+    for (const pending_join& j : t.joins) {
+        joined.push_back(lkh_member_record{j.leaf, j.identity, j.address, false});
+    }
+    if (tree_store) {
+        if (result<void> saved = tree_store->save_rekey(g.config.group_id, t.tree, *batch, joined); !saved) {
+            return saved;  // members fail the next rekey and re-register
+        }
+    }
+    const size_t mtu_budget = g.config.rekey_mtu > gsa_rekey_envelope_bytes ? g.config.rekey_mtu - gsa_rekey_envelope_bytes : 0;
+    result<std::vector<bytes>> parts = encode_lkh_rekey(*batch, mtu_budget);
+    if (!parts) {
+        return parts.err();
+    }
+    if (uint64_t(g.next_rekey_message_id) + parts->size() + 1 > 0xffffffffu) {
+        return error{errc::unsupported, "group " + std::to_string(g.config.group_id) + ": GSA_REKEY Message IDs exhausted"};
+    }
+    // New KEK and TEK, and the Message IDs of all parts and the TEK rekey, committed before use.
+    result<uint32_t> spi = fresh_spi(g);
+    if (!spi) {
+        return spi.err();
+    }
+    result<uint32_t> first = take_message_ids(g, uint32_t(parts->size() + 1));
+    if (!first) {
+        return first.err();
+    }
+    const uint32_t first_id = *first;
+    secret old_kek = std::move(g.kek);
+    result<secret> root = t.tree.group_key();
+    g.kek = root ? lkh_kek(root->view()) : random_secret(kek_key_size + gcm_salt_size);  // empty: nobody to tell
+    g.tek_spi = *spi;
+    g.tek_keymat = random_secret(g.config.tek_key_bits / 8 + gcm_salt_size);
+    g.next_rekey = now + std::chrono::seconds(g.config.rekey_period_seconds);
+    if (result<void> saved = persist(g); !saved) {
+        return saved;
+    }
+    for (size_t i = 0; i < parts->size(); ++i) {
+        result<std::vector<payload>> kd = decode_payload_chain(payload_type::kd, (*parts)[i]);
+        if (!kd) {
+            return kd.err();
+        }
+        if (result<void> sent = send_rekey(g, std::move(*kd), first_id + uint32_t(i), old_kek.view(), before); !sent) {
+            return sent;
+        }
+    }
+    for (uint32_t leaf : batch->left) {
+        t.members.erase(leaf);
+    }
+    result<std::vector<payload>> tek = tek_rekey_payloads(g);
+    if (!tek) {
+        return tek.err();
+    }
+    const std::vector<endpoint> staying = destinations(g);
+    if (result<void> sent = send_rekey(g, std::move(*tek), first_id + uint32_t(parts->size()), g.kek.view(), staying); !sent) {
+        return sent;
+    }
+    ++counters.membership_rekeys;
+    counters.membership_rekey_parts += parts->size();
+    std::vector<pending_join> joins = std::move(t.joins);
+    t.joins.clear();
+    for (pending_join& j : joins) {
+        lkh_member_record& record = t.members.emplace(j.leaf, lkh_member_record{j.leaf, j.identity, j.address, false}).first->second;
+        auto it = sessions.find(j.session);
+        if (it == sessions.end() || !it->second.awaiting_commit) {
+            queue_leave(g, record);  // its IKE SA expired meanwhile: nobody holds the leaf
+            continue;
+        }
+        std::vector<payload> keys = key_download(it->second, g, j.sender, j.identity, j.leaf);
+        if (keys.empty()) {
+            queue_leave(g, record);
+            j.answer.push_back(notify(notify_type::registration_failed));
+        } else {
+            ++counters.registrations;
+            j.answer.insert(j.answer.end(), std::make_move_iterator(keys.begin()), std::make_move_iterator(keys.end()));
+        }
+        finish_registration(it, j.answer);
     }
     return {};
 }
@@ -528,7 +888,12 @@ result<std::unique_ptr<gcks>> gcks::create(gcks_config config)
     if (!signer) {
         return signer.err();
     }
+    result<certificate_auth> certs = certificate_auth::load(config.certificates, config.identity);
+    if (!certs) {
+        return certs.err();
+    }
     auto s = std::make_unique<impl>(std::move(config), std::move(*socket), std::move(*signer));
+    s->certs = std::move(*certs);
     if (result<void> opened = s->open_store(); !opened) {
         return opened.err();
     }
@@ -545,6 +910,10 @@ result<std::unique_ptr<gcks>> gcks::create(gcks_config config)
         if (gc.sender_id_bits == 0 || gc.sender_id_bits > 32) {
             return error{errc::config_bad_value, "group " + std::to_string(gc.group_id) + ": sender_id_bits out of range"};
         }
+        if (gc.rekey_address && !udp_socket::is_multicast(gc.rekey_address->address)) {
+            return error{errc::config_bad_value, "group " + std::to_string(gc.group_id) + ": rekey_address " +
+                                                     gc.rekey_address->to_string() + " is not IPv4 multicast"};
+        }
         if (result<void> added = s->add_group(gc); !added) {
             return added.err();
         }
@@ -555,11 +924,13 @@ result<std::unique_ptr<gcks>> gcks::create(gcks_config config)
 /// With a state_path: the database, and the signing key from it (or a new one, saved first).
 result<void> gcks::impl::open_store()
 {
-    if (config.state_path.empty()) {
+    const bool on_etcd = !config.etcd_endpoints.empty();
+    if (config.state_path.empty() && !on_etcd) {
         return {};
     }
     if (config.storage_key_path.empty()) {
-        return error{errc::config_missing_key, "gcks: state_path needs storage_key_path (keys are never stored in clear)"};
+        return error{errc::config_missing_key, std::string("gcks: ") + (on_etcd ? "etcd_endpoints" : "state_path") +
+                                                   " needs storage_key_path (keys are never stored in clear)"};
     }
     if (config.sender_id_block == 0) {
         return error{errc::config_bad_value, "gcks: sender_id_block must be at least 1"};
@@ -568,39 +939,198 @@ result<void> gcks::impl::open_store()
     if (!key) {
         return key.err();
     }
-    result<gcks_store> opened = gcks_store::open(config.state_path, std::move(*key));
+    if (on_etcd) {
+        return open_etcd(std::move(*key));
+    }
+    result<gcks_store> opened = gcks_store::open(config.state_path, key->clone());
     if (!opened) {
         return opened.err();
     }
-    store = std::move(*opened);
-    result<std::optional<secret>> der = store->signing_key_der();
-    if (!der) {
-        return der.err();
+    result<lkh_store> trees = lkh_store::open(config.state_path, std::move(*key));
+    if (!trees) {
+        return trees.err();
     }
-    if (*der) {
-        result<signing_key> k = signing_key::from_private_der((*der)->view());
-        if (!k) {
-            return k.err();
+    store = std::make_unique<gcks_store>(std::move(*opened));
+    tree_store = std::move(*trees);
+    return load_signing_key();
+}
+
+result<void> gcks::impl::load_signing_key()
+{
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        result<std::optional<secret>> der = store->signing_key_der();
+        if (!der) {
+            return der.err();
         }
-        signer = std::move(*k);
-        return {};
+        if (*der) {
+            result<signing_key> k = signing_key::from_private_der((*der)->view());
+            if (!k) {
+                return k.err();
+            }
+            signer = std::move(*k);
+            return {};
+        }
+        // Ours, unless another key server stored one first (etcd): read it back either way.
+        if (result<void> saved = store->save_signing_key(signer.private_der().view()); !saved) {
+            return saved;
+        }
     }
-    return store->save_signing_key(signer.private_der().view());
+    return error{errc::io, "gcks state: the signing key was saved but cannot be read back"};
+}
+
+/// Several key servers: the etcd client, the state under etcd_prefix, the election (a first step
+/// now, so that a lone key server leads from the start).
+result<void> gcks::impl::open_etcd(secret storage_key)
+{
+    if (config.leader_ttl_seconds < 2) {
+        return error{errc::config_bad_value, "gcks: leader_ttl_seconds must be at least 2"};
+    }
+    for (const group_config& gc : config.groups) {
+        if (gc.key_tree) {
+            return error{errc::unsupported, "group " + std::to_string(gc.group_id) +
+                                                ": key_tree is not supported with etcd_endpoints yet (SQLite only)"};
+        }
+    }
+    if (config.candidate_id.empty()) {
+        config.candidate_id = config.identity + "@" + socket.local().to_string();
+    }
+    const auto timeout = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(1000),
+                                                             std::chrono::milliseconds(config.leader_ttl_seconds * 250));
+    result<std::unique_ptr<etcd::client>> c = etcd::client::create(config.etcd_endpoints, timeout);
+    if (!c) {
+        return c.err();
+    }
+    etcd = std::move(*c);
+    result<std::unique_ptr<etcd_store>> opened = etcd_store::open(*etcd, config.etcd_prefix, config.candidate_id,
+                                                                   std::move(storage_key));
+    if (!opened) {
+        return opened.err();
+    }
+    election.emplace(*etcd, (*opened)->leader_key(), config.candidate_id, int64_t(config.leader_ttl_seconds));
+    store = std::move(*opened);
+    if (result<void> k = load_signing_key(); !k) {
+        return k;
+    }
+    leading = false;
+    result<bool> lead = election->step();
+    if (!lead) {
+        cluster_error = lead.err().detail;
+        ++counters.etcd_errors;
+    } else if (*lead) {
+        leading = true;
+        renewed = clock::now();
+        ++counters.leader_takeovers;
+    }
+    return {};
+}
+
+void gcks::impl::step_down(const std::string& why)
+{
+    if (leading) {
+        ++counters.leader_step_downs;
+    }
+    leading = false;
+    cluster_error = why;
+    // Registrations in progress cannot be finished by a server that may not write the state.
+    for (auto it = sessions.begin(); it != sessions.end();) {
+        auto next = std::next(it);
+        end_session(it);
+        it = next;
+    }
+}
+
+/// One election step, every leader_ttl/4 (at most every 500 ms). A leader whose last renewal is
+/// older than 2/3 of the TTL stops at once, before its lease can expire and a standby can lead;
+/// a failed step before that keeps the lead (the lease still holds) and retries.
+void gcks::impl::election_step()
+{
+    const auto ttl = std::chrono::seconds(config.leader_ttl_seconds);
+    if (leading && now - renewed >= ttl * 2 / 3) {
+        step_down("lease not renewed for 2/3 of leader_ttl_seconds");
+    }
+    if (now < next_election_step) {
+        return;
+    }
+    next_election_step = now + std::min<clock::duration>(std::chrono::milliseconds(500), ttl / 4);
+    const bool was = leading;
+    result<bool> lead = election->step();
+    if (!lead) {
+        ++counters.etcd_errors;
+        if (was && now - renewed < ttl * 2 / 3) {
+            // The lease outlives this failure (e.g. etcd electing a new raft leader): keep leading
+            // and renew at the next step; the check above ends it in time.
+            cluster_error = "etcd: " + lead.err().detail;
+            return;
+        }
+        step_down("etcd: " + lead.err().detail);
+        return;
+    }
+    if (!*lead) {
+        step_down(was ? "lost the leader key" : "standby");
+        cluster_error = was ? "lost the leader key" : "";
+        return;
+    }
+    if (!was) {
+        if (result<void> loaded = take_over(); !loaded) {
+            ++counters.etcd_errors;
+            election->resign();  // let another key server try
+            step_down("take-over: " + loaded.err().detail);
+            return;
+        }
+        ++counters.leader_takeovers;
+    }
+    leading = true;
+    renewed = now;  // the renewal happened after now: the lease lasts at least ttl from here
+    cluster_error.clear();
+}
+
+result<void> gcks::impl::take_over()
+{
+    if (result<void> k = load_signing_key(); !k) {
+        return k;
+    }
+    for (group_runtime& g : groups) {
+        g.registered.clear();
+        if (result<void> loaded = load_group_state(g); !loaded) {
+            return loaded;
+        }
+        if (result<void> ready = init_group_state(g); !ready) {
+            return ready;
+        }
+        g.next_rekey.reset();  // a period from the next tick, like after a start
+    }
+    return {};
 }
 
 /// The group as the store left it (same TEK, KEK and Message IDs; Sender-IDs after the last
-/// reservation), or a fresh one committed before use.
+/// reservation), or a fresh one committed before use. A standby (etcd) only reads: the leader
+/// owns the state, and a take-over loads it again.
 result<void> gcks::impl::add_group(const group_config& gc)
 {
+    group_runtime g{gc, 0, {}, 1, random_secret(kek_key_size + gcm_salt_size), random_bytes(16), 1, {}, 1, {}, {}};
+    if (result<void> loaded = load_group_state(g); !loaded) {
+        return loaded;
+    }
+    if (leading) {
+        if (result<void> ready = init_group_state(g); !ready) {
+            return ready;
+        }
+    }
+    groups.push_back(std::move(g));
+    return {};
+}
+
+result<void> gcks::impl::load_group_state(group_runtime& g)
+{
+    const group_config& gc = g.config;
     const size_t tek_size = gc.tek_key_bits / 8 + gcm_salt_size;
-    group_runtime g{gc, 0, {}, 1, random_secret(kek_key_size + gcm_salt_size), random_bytes(16), 1, {}, 1, {}};
     if (store) {
         result<std::optional<stored_group>> loaded = store->load_group(gc.group_id);
         if (!loaded) {
             return loaded.err();
         }
         result<std::vector<endpoint>> members = store->members(gc.group_id);
-        result<std::vector<gcks_store::sender_assignment>> assigned = store->sender_ids(gc.group_id);
+        result<std::vector<sender_assignment>> assigned = store->sender_ids(gc.group_id);
         if (!members || !assigned) {
             return (!members ? members.err() : assigned.err());
         }
@@ -619,24 +1149,63 @@ result<void> gcks::impl::add_group(const group_config& gc)
             }
         }
     }
-    if (g.tek_spi == 0) {  // new group, or its TEK size changed in the config
-        g.tek_spi = fresh_spi(g);
-        g.tek_keymat = random_secret(tek_size);
-    }
-    if (result<void> saved = persist(g); !saved) {
-        return saved;
-    }
-    groups.push_back(std::move(g));
     return {};
 }
 
-uint32_t gcks::impl::fresh_spi(const group_runtime& g) const
+result<void> gcks::impl::init_group_state(group_runtime& g)
 {
-    uint32_t spi = random_spi();
-    while (spi == g.tek_spi || (store && store->spi_issued(spi))) {
-        spi = random_spi();
+    if (g.tek_spi == 0) {  // new group, or its TEK size changed in the config
+        result<uint32_t> spi = fresh_spi(g);
+        if (!spi) {
+            return spi.err();
+        }
+        g.tek_spi = *spi;
+        g.tek_keymat = random_secret(g.config.tek_key_bits / 8 + gcm_salt_size);
     }
-    return spi;
+    if (g.config.key_tree && !g.lkh) {
+        if (result<void> tree = load_key_tree(g); !tree) {
+            return tree;
+        }
+    }
+    return persist(g);
+}
+
+result<uint32_t> gcks::impl::fresh_spi(const group_runtime& g)
+{
+    for (int attempt = 0; attempt < 64; ++attempt) {
+        const uint32_t spi = random_spi();
+        if (spi == g.tek_spi) {
+            continue;
+        }
+        if (!store) {
+            return spi;
+        }
+        result<bool> ours = store->claim_spi(spi, g.config.group_id);
+        if (!ours) {
+            return ours.err();
+        }
+        if (*ours) {
+            return spi;
+        }
+    }
+    return error{errc::io, "group " + std::to_string(g.config.group_id) + ": no fresh TEK SPI after 64 tries"};
+}
+
+result<uint32_t> gcks::impl::take_message_ids(group_runtime& g, uint32_t count)
+{
+    uint32_t first = g.next_rekey_message_id;
+    if (store) {
+        result<uint32_t> reserved = store->reserve(g.config.group_id, gcks_state::counter::message_id, first, count);
+        if (!reserved) {
+            return reserved;
+        }
+        first = *reserved;
+    }
+    if (uint64_t(first) + count > 0xffffffffu) {
+        return error{errc::unsupported, "group " + std::to_string(g.config.group_id) + ": GSA_REKEY Message IDs exhausted"};
+    }
+    g.next_rekey_message_id = first + count;
+    return first;
 }
 
 /// Makes g.next_sender_id durable before it is handed out: commits the next block when the
@@ -647,10 +1216,18 @@ bool gcks::impl::reserve_sender_id(group_runtime& g, uint32_t limit)
         return true;
     }
     const uint64_t end = std::min<uint64_t>(uint64_t(g.next_sender_id) + config.sender_id_block, uint64_t(limit) + 1);
+    const uint32_t count = uint32_t(std::min<uint64_t>(end, 0xffffffffu) - g.next_sender_id);
+    result<uint32_t> first = store->reserve(g.config.group_id, gcks_state::counter::sender_id, g.next_sender_id, count);
+    if (!first || *first > limit) {
+        return false;
+    }
     const uint32_t before = g.sender_id_reserved;
-    g.sender_id_reserved = uint32_t(std::min<uint64_t>(end, 0xffffffffu));
+    const uint32_t next_before = g.next_sender_id;
+    g.next_sender_id = *first;  // another key server may have taken the values in between (etcd)
+    g.sender_id_reserved = uint32_t(std::min<uint64_t>(uint64_t(*first) + count, uint64_t(limit) + 1));
     if (!persist(g)) {
         g.sender_id_reserved = before;
+        g.next_sender_id = next_before;
         return false;
     }
     return true;
@@ -662,17 +1239,85 @@ gcks::~gcks() = default;
 void gcks::tick(clock::time_point now)
 {
     _s->now = now;
+    if (_s->election) {
+        _s->election_step();
+        if (!_s->leading) {
+            // A standby (or a leader without etcd) answers nobody: members retransmit and then
+            // try their next key server.
+            while (std::optional<received_datagram> dg = _s->socket.receive()) {
+                ++_s->counters.not_leader_dropped;
+            }
+            return;
+        }
+    }
     _s->cookies.rotate_if_due(now, _s->config.admission.cookie_secret_lifetime);
     _s->expire_sessions();
     while (std::optional<received_datagram> dg = _s->socket.receive()) {
         _s->handle(*dg);
     }
+    _s->commit_due_batches();
     _s->rekey_due_groups();
 }
 
 result<void> gcks::rekey(uint32_t group_id)
 {
+    if (!_s->leading) {
+        return error{errc::io, "gcks: not the leader of the key servers (" + _s->cluster_error + ")"};
+    }
     return _s->rekey(group_id);
+}
+
+void gcks::resign()
+{
+    if (_s->election) {
+        _s->election->resign();
+        _s->step_down("resigned");
+        _s->next_election_step = clock::time_point::max();  // no campaign after a clean stop
+    }
+}
+
+bool gcks::leading() const
+{
+    return _s->leading;
+}
+
+const std::string& gcks::cluster_error() const
+{
+    return _s->cluster_error;
+}
+
+size_t gcks::evict(const std::string& identity)
+{
+    size_t queued = 0;
+    for (group_runtime& g : _s->groups) {
+        if (!g.lkh) {
+            continue;
+        }
+        for (auto& [leaf, m] : g.lkh->members) {
+            if (m.identity == identity && !m.leaving) {
+                _s->queue_leave(g, m);
+                queued += m.leaving ? 1 : 0;
+            }
+        }
+    }
+    return queued;
+}
+
+result<void> gcks::set_members(uint32_t group_id, std::vector<std::string> members)
+{
+    group_runtime* g = _s->find_group(group_id);
+    if (g == nullptr) {
+        return error{errc::config_reference, "no group " + std::to_string(group_id)};
+    }
+    g->config.members = std::move(members);
+    if (g->lkh) {
+        for (auto& [leaf, m] : g->lkh->members) {
+            if (std::find(g->config.members.begin(), g->config.members.end(), m.identity) == g->config.members.end()) {
+                _s->queue_leave(*g, m);
+            }
+        }
+    }
+    return {};
 }
 
 const bytes& gcks::rekey_public_key() const
@@ -711,7 +1356,11 @@ std::optional<group_status> gcks::status(uint32_t group_id) const
     if (g == nullptr) {
         return std::nullopt;
     }
-    return group_status{g->tek_spi, g->next_sender_id, g->next_rekey_message_id, g->registered.size()};
+    if (g->lkh) {
+        return group_status{g->tek_spi, g->next_sender_id, g->next_rekey_message_id, g->lkh->members.size(),
+                            g->lkh->tree.epoch(), g->lkh->tree.pending()};
+    }
+    return group_status{g->tek_spi, g->next_sender_id, g->next_rekey_message_id, g->registered.size(), 0, 0};
 }
 
 } // namespace msecgw::gkm

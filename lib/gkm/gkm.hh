@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "certs.hh"
 #include "crypto.hh"
 #include "payloads.hh"
 #include "udp.hh"
@@ -57,6 +58,29 @@ struct group_config {
     /// gcks::rekey is called. Keep it below tek_lifetime_seconds so members never see an expiry.
     uint32_t rekey_period_seconds = 0;
     uint8_t sender_id_bits = 16;          ///< RFC 6054 Sender-ID width in the IV
+
+    // ---- [E2] LKH key tree (README.md "Key tree in the protocol") ----
+    /// Keep an LKH key tree for the group: each member gets its path keys at registration, the
+    /// KEK is derived from the tree root, and joins/leaves are rekeyed in batches (a membership
+    /// GSA_REKEY with the new path keys, then a TEK rekey under the new KEK). Off: one KEK for
+    /// the group's lifetime and an eviction only takes effect when the member's TEK expires.
+    bool key_tree = false;
+    unsigned lkh_arity = 2;             ///< children per tree node, 2 to 16
+    uint32_t lkh_max_members = 4096;    ///< tree capacity (rounded up to a power of the arity)
+    /// Joins and leaves are collected this long, then committed in one membership rekey; 0:
+    /// each registration or eviction is committed at the next tick. A joiner's GSA_AUTH answer
+    /// waits for the commit, so keep it well below the members' retransmission give-up (15 s).
+    uint32_t rekey_batch_ms = 0;
+    uint16_t rekey_mtu = 1500;          ///< a membership rekey is split into GSA_REKEYs of at most this many IP bytes
+
+    // ---- GSA_REKEY delivery ----
+    /// IPv4 multicast group and port: each GSA_REKEY is sent once there (members learn the
+    /// address from the KEK policy and join it); unset: unicast to each member's address.
+    std::optional<endpoint> rekey_address;
+    uint8_t rekey_ttl = 1;              ///< IP_MULTICAST_TTL of multicast rekeys
+    /// IP_MULTICAST_IF: address of the interface multicast rekeys leave by; 0: the GCKS's
+    /// listen address (or the kernel's choice when that is 0.0.0.0).
+    uint32_t rekey_interface = 0;
 };
 
 /// Bounds on the GCKS's per-peer IKE state (RFC 7296 §2.6). A half-open session is one whose
@@ -75,6 +99,9 @@ struct gcks_config {
     std::string identity = "gcks";
     /// GM identities and the key each shares with the GCKS (both sides MAC with it, RFC 7296 §2.15).
     std::vector<psk_identity> peers;
+    /// Members may instead authenticate with certificates (ca_file); the GCKS signs its own AUTH
+    /// with its certificate when it has one, else MACs it with the member's pre-shared key.
+    certificate_config certificates;
     std::vector<group_config> groups;
     admission_policy admission;
     /// SQLite database that keeps groups, TEKs, the KEK, the signing key, Sender-ID reservations,
@@ -85,6 +112,15 @@ struct gcks_config {
     std::string storage_key_path;
     /// Sender-IDs reserved per database write; a restart skips the unused rest of a block.
     uint32_t sender_id_block = 32;
+    /// Several key servers on etcd (README.md "Several key servers on etcd"): when set, the state
+    /// lives in etcd under etcd_prefix instead of state_path (keys wrapped under the storage key,
+    /// storage_key_path required), and only the elected leader answers registrations and sends
+    /// rekeys. Election steps and etcd calls run in tick() and block at most the client timeout
+    /// (min(1 s, leader_ttl_seconds / 4)) per endpoint tried.
+    std::vector<std::string> etcd_endpoints;   ///< "http://10.0.0.1:2379", ...
+    std::string etcd_prefix = "/msecgw/gcks";  ///< one prefix per cooperating group of key servers
+    std::string candidate_id;                  ///< unique per key server; empty: identity@listen address
+    uint32_t leader_ttl_seconds = 5;           ///< election lease: a dead leader is replaced after about this
     datagram_observer observer;
 };
 
@@ -93,7 +129,9 @@ struct group_status {
     uint32_t tek_spi = 0;
     uint32_t next_sender_id = 0;
     uint32_t next_rekey_message_id = 0;
-    size_t members = 0;  ///< addresses GSA_REKEY goes to
+    size_t members = 0;  ///< addresses GSA_REKEY goes to (key tree: committed members)
+    uint32_t key_tree_epoch = 0;   ///< membership rekeys committed (key tree groups)
+    size_t key_tree_pending = 0;   ///< joins and leaves waiting for the batch commit
 };
 
 struct gcks_counters {
@@ -114,6 +152,14 @@ struct gcks_counters {
     uint64_t half_open_expired = 0;        ///< half-open sessions removed after half_open_timeout
     uint64_t sessions_expired = 0;         ///< finished sessions removed after finished_linger
     uint64_t refused_sessions_ended = 0;   ///< sessions removed right after a refused GSA_AUTH
+    uint64_t membership_rekeys = 0;        ///< key tree batches committed and sent
+    uint64_t membership_rekey_parts = 0;   ///< GSA_REKEY messages (parts) those batches needed
+    uint64_t evictions = 0;                ///< members queued to leave (evict, set_members, superseded)
+    // Several key servers on etcd.
+    uint64_t leader_takeovers = 0;         ///< times this key server became the leader (state loaded from etcd)
+    uint64_t leader_step_downs = 0;        ///< times it stopped leading (lost or unrenewable lease, etcd down)
+    uint64_t etcd_errors = 0;              ///< election steps or state loads that etcd did not answer
+    uint64_t not_leader_dropped = 0;       ///< datagrams left unanswered because this server does not lead
 };
 
 class gcks {
@@ -126,6 +172,13 @@ public:
     /// key, with the next Message ID, sent to every registered member's address. tick() calls it
     /// for groups with a rekey_period_seconds; the period restarts after every rekey.
     result<void> rekey(uint32_t group_id);
+    /// Key tree groups: removes the identity's leaf from every group at the next batch commit
+    /// (its keys become useless: forward access control). It may register again while the
+    /// group's members list still names it; set_members() keeps it out.
+    size_t evict(const std::string& identity);
+    /// A config reload of who may join a group: later registrations are checked against the new
+    /// list, and in key tree groups every member no longer on it is evicted.
+    result<void> set_members(uint32_t group_id, std::vector<std::string> members);
     /// DER SubjectPublicKeyInfo of the key that signs GSA_REKEY (members need it).
     const bytes& rekey_public_key() const;
     const endpoint& local() const;
@@ -135,6 +188,15 @@ public:
     size_t half_open_sessions() const;
     size_t sessions() const;
     std::optional<group_status> status(uint32_t group_id) const;
+    /// True while this key server answers registrations and sends rekeys: always without etcd,
+    /// with etcd while it holds the election.
+    bool leading() const;
+    /// With etcd: why the last election step or state load failed (no secrets), empty when it worked.
+    const std::string& cluster_error() const;
+    /// A clean stop with etcd: gives up the lead at once (a standby takes over at its next step,
+    /// without waiting for the lease) and answers nobody from then on. Destroying the object
+    /// without it behaves like a crash: the lease runs out.
+    void resign();
 
 private:
     struct impl;
@@ -166,8 +228,13 @@ std::string_view to_string(member_state s);
 struct member_config {
     endpoint local{0x7f000001, 0};
     endpoint gcks;
+    /// Several key servers: tried in order, the next one when a registration (or recovery)
+    /// gets no answer after the retransmissions; empty: just gcks. They share the identity,
+    /// keys and rekey signing key (a cooperative group on etcd).
+    std::vector<endpoint> key_servers;
     std::string identity;
-    bytes psk;
+    bytes psk;                            ///< empty when the member signs with a certificate
+    certificate_config certificates;      ///< our certificate (instead of psk); ca_file to verify a signing GCKS
     std::string gcks_identity = "gcks";
     uint32_t group_id = 1;
     bool sender = true;                   ///< ask for a Sender-ID (N(GROUP_SENDER))
@@ -184,6 +251,9 @@ struct member_config {
     bool reregister_on_expiry = true;
     /// After a recovery that timed out, the next attempt waits this long.
     std::chrono::milliseconds recovery_retry{10'000};
+    /// Interface address for IP_ADD_MEMBERSHIP when the GCKS announces a multicast rekey
+    /// address; 0: the local address (the kernel's choice when that is 0.0.0.0).
+    uint32_t multicast_interface = 0;
     datagram_observer observer;
 };
 
@@ -193,6 +263,9 @@ struct member_counters {
     uint64_t rekeys_forged = 0;    ///< wrong SPI, ICV, signature or content
     uint64_t rekeys_missed = 0;    ///< Message IDs skipped between two accepted rekeys
     uint64_t reregistrations = 0;  ///< recoveries started (gap, TEK expiry, retry)
+    uint64_t key_tree_rekeys = 0;  ///< membership rekeys applied (new path keys and KEK)
+    uint64_t key_tree_failures = 0;  ///< membership rekeys that could not be applied (evicted, missed part)
+    uint64_t gcks_failovers = 0;     ///< registrations moved to the next key server after a timeout
 };
 
 class group_member {
@@ -217,7 +290,13 @@ public:
     uint64_t transmissions() const;
     const member_counters& counters() const;
     const endpoint& local() const;
+    /// The key server registrations go to now (member_config::key_servers rotate on timeouts).
+    const endpoint& key_server() const;
     int fd() const;
+    /// The socket joined to the GCKS's multicast rekey address, or -1.
+    int rekey_fd() const;
+    /// Key tree groups: the epoch of the path keys held, else nothing.
+    std::optional<uint32_t> key_tree_epoch() const;
 
 private:
     struct impl;

@@ -88,7 +88,7 @@ result<std::vector<payload>> ike_sa::open(const message& m, byte_view datagram) 
     return open_message(m, datagram, key.view());
 }
 
-secret ike_sa::psk_auth(byte_view psk, ike_role who, const id_payload& id) const
+bytes ike_sa::signed_octets(ike_role who, const id_payload& id) const
 {
     const bool initiator = who == ike_role::initiator;
     bytes octets = initiator ? _init.request : _init.response;
@@ -96,8 +96,13 @@ secret ike_sa::psk_auth(byte_view psk, ike_role who, const id_payload& id) const
     octets.insert(octets.end(), peer_nonce.begin(), peer_nonce.end());
     secret maced_id = prf((initiator ? _keys.sk_pi : _keys.sk_pr).view(), id_body(id));
     octets.insert(octets.end(), maced_id.view().begin(), maced_id.view().end());
+    return octets;
+}
+
+secret ike_sa::psk_auth(byte_view psk, ike_role who, const id_payload& id) const
+{
     secret padded = prf(psk, as_bytes(key_pad));
-    return prf(padded.view(), octets);
+    return prf(padded.view(), signed_octets(who, id));
 }
 
 std::string ike_sa::wireshark_keylog_record() const

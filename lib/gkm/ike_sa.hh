@@ -47,6 +47,9 @@ public:
 
     /// AUTH data for a shared key (RFC 7296 §2.15) as signed by who, whose ID payload is id.
     secret psk_auth(byte_view psk, ike_role who, const id_payload& id) const;
+    /// The octets who signs (RFC 7296 §2.15): its IKE_SA_INIT message, the peer's nonce and
+    /// prf(SK_p, ID); a certificate signs them as they are, a shared key MACs them.
+    bytes signed_octets(ike_role who, const id_payload& id) const;
     /// GSK_w = prf+(SK_d, "Key Wrap for G-IKEv2"): the KWK with KWK ID 0.
     const secret& wrap_key() const { return _wrap_key; }
 

@@ -175,6 +175,13 @@ private:
 /// Member Key Bag attribute (private-use range) that heads each part of an LKH rekey:
 /// epoch (4) ‖ part index (2) ‖ part count (2).
 inline constexpr uint16_t lkh_part_attribute = 16384;
+/// Member Key Bag attribute (private use) of a registration with a key tree: the tree's epoch
+/// (4 bytes) at which the path keys that follow were drawn.
+inline constexpr uint16_t lkh_epoch_attribute = 16385;
+
+/// The rekey SA's KEK (AES-256-GCM key ‖ salt) derived from the tree root:
+/// prf+(root, "msecgw LKH KEK", 36). Both the GCKS and members compute it after each rekey.
+secret lkh_kek(byte_view root);
 
 /// GSA_REKEY envelope around a part's KD payload: IPv4 20 + UDP 8 + IKE header 28 + SK header 4
 /// + IV 8 + ICV 16 + padding 16 + AUTH (header 8, AlgorithmIdentifier 13, DER ECDSA P-256 ≤ 72).

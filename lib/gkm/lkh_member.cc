@@ -28,6 +28,13 @@ std::span<const uint32_t> lkh_rekey_index::wrapped_under(uint32_t kwk_id) const
     return std::span<const uint32_t>(_positions).subspan(size_t(first - _by_kwk.begin()), size_t(last - first));
 }
 
+secret lkh_kek(byte_view root)
+{
+    static constexpr char label[] = "msecgw LKH KEK";
+    constexpr size_t kek_bytes = 32 + gcm_salt_size;  // AES-256-GCM key ‖ salt (rekey.hh kek_key_size)
+    return prf_plus(root, byte_view(reinterpret_cast<const uint8_t*>(label), sizeof label - 1), kek_bytes);
+}
+
 result<lkh_member_keys> lkh_member_keys::from_path(std::span<const lkh_path_key> path, uint32_t epoch)
 {
     if (path.size() < 2 || path.back().key_id != lkh_root_key_id) {

@@ -15,6 +15,10 @@ CREATE TABLE IF NOT EXISTS lkh_trees(
 CREATE TABLE IF NOT EXISTS lkh_keys(
     group_id INTEGER NOT NULL, node_id INTEGER NOT NULL, key_wrapped BLOB NOT NULL,
     PRIMARY KEY(group_id, node_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lkh_members(
+    group_id INTEGER NOT NULL, leaf INTEGER NOT NULL, identity TEXT NOT NULL,
+    address INTEGER NOT NULL, port INTEGER NOT NULL, leaving INTEGER NOT NULL,
+    PRIMARY KEY(group_id, leaf)) WITHOUT ROWID;
 )sql";
 
 std::string node_name(uint32_t group_id, uint32_t node_id)
@@ -64,9 +68,11 @@ result<void> lkh_store::write_key(uint32_t group_id, const lkh_tree& tree, uint3
 result<void> lkh_store::save_tree(uint32_t group_id, const lkh_tree& tree)
 {
     return sqlite::transaction(_db.get(), "PRAGMA synchronous=FULL", [&]() -> result<void> {
-        statement clear(_db.get(), "DELETE FROM lkh_keys WHERE group_id = ?1");
-        if (result<void> r = clear.bind(1, int64_t(group_id)).run("clear LKH keys"); !r) {
-            return r;
+        for (const char* sql : {"DELETE FROM lkh_keys WHERE group_id = ?1", "DELETE FROM lkh_members WHERE group_id = ?1"}) {
+            statement clear(_db.get(), sql);
+            if (result<void> r = clear.bind(1, int64_t(group_id)).run("clear LKH tree"); !r) {
+                return r;
+            }
         }
         statement q(_db.get(), "INSERT OR REPLACE INTO lkh_trees(group_id, arity, capacity, key_size, epoch) "
                                "VALUES(?1, ?2, ?3, ?4, ?5)");
@@ -87,7 +93,8 @@ result<void> lkh_store::save_tree(uint32_t group_id, const lkh_tree& tree)
     });
 }
 
-result<void> lkh_store::save_rekey(uint32_t group_id, const lkh_tree& tree, const lkh_rekey& rekey)
+result<void> lkh_store::save_rekey(uint32_t group_id, const lkh_tree& tree, const lkh_rekey& rekey,
+                                   std::span<const lkh_member_record> joined)
 {
     return sqlite::transaction(_db.get(), "PRAGMA synchronous=FULL", [&]() -> result<void> {
         statement q(_db.get(), "UPDATE lkh_trees SET epoch = ?1 WHERE group_id = ?2 AND epoch = ?3");
@@ -104,8 +111,50 @@ result<void> lkh_store::save_rekey(uint32_t group_id, const lkh_tree& tree, cons
                 return r;
             }
         }
+        statement gone(_db.get(), "DELETE FROM lkh_members WHERE group_id = ?1 AND leaf = ?2");
+        for (uint32_t leaf : rekey.left) {
+            gone.reset();
+            if (result<void> r = gone.bind(1, int64_t(group_id)).bind(2, int64_t(leaf)).run("delete LKH member"); !r) {
+                return r;
+            }
+        }
+        statement add(_db.get(), "INSERT OR REPLACE INTO lkh_members(group_id, leaf, identity, address, port, leaving) "
+                                 "VALUES(?1, ?2, ?3, ?4, ?5, 0)");
+        for (const lkh_member_record& m : joined) {
+            add.reset();
+            add.bind(1, int64_t(group_id)).bind(2, int64_t(m.leaf)).bind(3, as_bytes(m.identity));
+            if (result<void> r = add.bind(4, int64_t(m.address.address)).bind(5, int64_t(m.address.port)).run("save LKH member");
+                !r) {
+                return r;
+            }
+        }
         return {};
     });
+}
+
+result<void> lkh_store::mark_leaving(uint32_t group_id, uint32_t leaf)
+{
+    return sqlite::transaction(_db.get(), "PRAGMA synchronous=FULL", [&]() -> result<void> {
+        statement q(_db.get(), "UPDATE lkh_members SET leaving = 1 WHERE group_id = ?1 AND leaf = ?2");
+        return q.bind(1, int64_t(group_id)).bind(2, int64_t(leaf)).run("mark LKH member leaving");
+    });
+}
+
+result<std::vector<lkh_member_record>> lkh_store::members(uint32_t group_id) const
+{
+    statement q(_db.get(), "SELECT leaf, identity, address, port, leaving FROM lkh_members WHERE group_id = ?1 ORDER BY leaf");
+    q.bind(1, int64_t(group_id));
+    std::vector<lkh_member_record> out;
+    int rc = SQLITE_ROW;
+    while ((rc = q.step()) == SQLITE_ROW) {
+        const bytes id = q.blob(1);
+        out.push_back(lkh_member_record{uint32_t(q.integer(0)), std::string(id.begin(), id.end()),
+                                        endpoint{uint32_t(q.integer(2)), uint16_t(q.integer(3))}, q.integer(4) != 0});
+    }
+    if (rc != SQLITE_DONE) {
+        return db_error(_db.get(), "read LKH members");
+    }
+    return out;
 }
 
 result<std::optional<lkh_tree>> lkh_store::load(uint32_t group_id) const

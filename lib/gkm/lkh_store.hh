@@ -13,8 +13,17 @@
 
 #include "lkh.hh"
 #include "sqlite_db.hh"
+#include "udp.hh"
 
 namespace msecgw::gkm {
+
+/// Who holds a leaf of a GCKS's tree, where its rekeys go, and whether it is queued to leave.
+struct lkh_member_record {
+    uint32_t leaf = 0;
+    std::string identity;
+    endpoint address;
+    bool leaving = false;
+};
 
 class lkh_store {
 public:
@@ -24,8 +33,14 @@ public:
 
     /// Writes a whole tree, replacing what the group had (a new group, or after a bulk load).
     result<void> save_tree(uint32_t group_id, const lkh_tree& tree);
-    /// Writes what one commit changed; the stored tree must be at rekey.epoch − 1.
-    result<void> save_rekey(uint32_t group_id, const lkh_tree& tree, const lkh_rekey& rekey);
+    /// Writes what one commit changed; the stored tree must be at rekey.epoch − 1. In the same
+    /// transaction: the records of rekey.left are deleted and those of the joiners written.
+    result<void> save_rekey(uint32_t group_id, const lkh_tree& tree, const lkh_rekey& rekey,
+                            std::span<const lkh_member_record> joined = {});
+    /// A leave queued for the next commit (an eviction survives a restart before the commit).
+    result<void> mark_leaving(uint32_t group_id, uint32_t leaf);
+    /// The group's member records, by leaf.
+    result<std::vector<lkh_member_record>> members(uint32_t group_id) const;
     /// The group's tree as last saved, or nothing.
     result<std::optional<lkh_tree>> load(uint32_t group_id) const;
 

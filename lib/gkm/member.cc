@@ -2,6 +2,7 @@
 
 #include "gkm.hh"
 #include "ike_sa.hh"
+#include "lkh.hh"
 #include "registration.hh"
 #include "rekey.hh"
 
@@ -49,6 +50,7 @@ struct group_member::impl {
 
     member_config config;
     udp_socket socket;
+    certificate_auth certs;  ///< our certificate (instead of the PSK) and the CA a signing GCKS chains to
     member_state phase = member_state::idle;
     std::optional<ecdh_key> dh;
     uint64_t spi_i = 0;
@@ -75,13 +77,32 @@ struct group_member::impl {
     };
     std::optional<rekey_sa> rekey;
 
+    /// Key tree groups: the path keys (the KEK derives from the root) and the parts of the
+    /// membership rekey being collected.
+    std::optional<lkh_member_keys> key_path;
+    struct lkh_parts {
+        uint32_t epoch = 0;
+        uint16_t count = 0;
+        std::map<uint16_t, bytes> parts;  ///< encoded KD payload by part index
+    };
+    std::optional<lkh_parts> collecting;
+    std::optional<udp_socket> multicast;  ///< joined to the KEK policy's rekey address
+
+    size_t server = 0;          ///< index into config.key_servers
+    size_t failovers_left = 0;  ///< key servers still to try for the registration in progress
+
+    const endpoint& gcks() const
+    {
+        return config.key_servers.empty() ? config.gcks : config.key_servers[server % config.key_servers.size()];
+    }
+
     void transmit(byte_view data)
     {
         if (config.observer) {
-            config.observer(datagram_direction::sent, socket.local(), config.gcks, data);
+            config.observer(datagram_direction::sent, socket.local(), gcks(), data);
         }
         ++transmissions;
-        socket.send_to(config.gcks, data);
+        socket.send_to(gcks(), data);
     }
 
     void send_request(bytes wire, uint32_t message_id, clock::time_point now)
@@ -102,10 +123,13 @@ struct group_member::impl {
         if (s == member_state::rejected) {
             membership.reset();  // refused on re-registration: the keys we held are revoked
             rekey.reset();
+            key_path.reset();
+            collecting.reset();
         }
     }
 
-    void start(clock::time_point now, bool keep_keys = false);
+    /// failover: the same registration again at the next key server (the round is not restarted).
+    void start(clock::time_point now, bool keep_keys = false, bool failover = false);
     void recover(clock::time_point now);
     void check_recovery(clock::time_point now);
     clock::time_point last_progress;  ///< time of the latest tick (for fail())
@@ -116,7 +140,14 @@ struct group_member::impl {
     void handle_auth_response(const message& m, byte_view wire, clock::time_point now);
     bool verify_gcks(const std::vector<payload>& answer);
     result<group_membership> accept_keys(const std::vector<payload>& answer, byte_view kwk, uint32_t kwk_id) const;
-    result<rekey_sa> accept_kek(const std::vector<payload>& answer) const;
+    result<rekey_sa> accept_kek(const std::vector<payload>& answer);
+    /// Joins the multicast rekey address the KEK policy names (if any, and not joined yet).
+    void join_rekey_address(const gsa_policy& kek);
+    /// A part of a membership rekey (key tree groups): collect, then apply with all parts.
+    void handle_key_tree_part(const kd_payload& kd, clock::time_point now);
+    /// A GSA_REKEY for our rekey SA that does not open under our KEK: in a key tree group, a
+    /// membership rekey we could not apply came before it.
+    void handle_unopenable_rekey(const message& m, clock::time_point now);
     /// AUTH_KEY of a GSA_AUTH answer: becomes the rekey verification key (or must match the configured one).
     result<void> accept_auth_key(const std::vector<payload>& answer);
     void handle_rekey(const message& m, byte_view wire, clock::time_point now);
@@ -147,8 +178,11 @@ void group_member::impl::retry_with_cookie(const notify_payload& cookie, clock::
     send_request(encode_message(*request), 0, now);
 }
 
-void group_member::impl::start(clock::time_point now, bool keep_keys)
+void group_member::impl::start(clock::time_point now, bool keep_keys, bool failover)
 {
+    if (!failover) {
+        failovers_left = config.key_servers.empty() ? 0 : config.key_servers.size() - 1;
+    }
     recovering = keep_keys;
     retry_at.reset();
     result<ecdh_key> key = ecdh_key::generate(config.group);
@@ -179,8 +213,16 @@ void group_member::impl::retransmit_if_due(clock::time_point now)
     if (!pending || now < pending->next_send) {
         return;
     }
+    if (pending->transmissions >= config.retransmit.max_transmissions && failovers_left > 0) {
+        // This key server does not answer: the same registration (or recovery) at the next one.
+        --failovers_left;
+        server = (server + 1) % config.key_servers.size();
+        ++counters.gcks_failovers;
+        start(now, recovering, true);
+        return;
+    }
     if (pending->transmissions >= config.retransmit.max_transmissions) {
-        fail(member_state::timed_out, "no response from " + config.gcks.to_string() + " after " +
+        fail(member_state::timed_out, "no response from " + gcks().to_string() + " after " +
                                           std::to_string(pending->transmissions) + " transmissions");
         return;
     }
@@ -200,7 +242,7 @@ void group_member::impl::handle(const received_datagram& dg, clock::time_point n
         handle_rekey(*m, dg.data, now);
         return;
     }
-    if (!pending || !(dg.source == config.gcks)) {
+    if (!pending || !(dg.source == gcks())) {
         return;
     }
     if (!m || !m->header.is_response() || m->header.from_initiator() || m->header.spi_i != spi_i ||
@@ -244,11 +286,20 @@ void group_member::impl::handle_init_response(const message& m, byte_view wire, 
     write_keylog();
 
     const id_payload idi = key_id_payload(config.identity);
-    secret auth = sa->psk_auth(config.psk, ike_role::initiator, idi);
-    std::vector<payload> inner{
-        payload{payload_type::idi, false, idi},
-        payload{payload_type::auth, false, auth_payload{auth_method::shared_key_mic, bytes(auth.view().begin(), auth.view().end())}},
-        payload{payload_type::idg, false, group_id_payload(config.group_id)}};
+    std::vector<payload> inner{payload{payload_type::idi, false, idi}};
+    if (certs.own) {
+        result<std::vector<payload>> signed_auth = certs.sign(*sa, ike_role::initiator, idi);
+        if (!signed_auth) {
+            fail(member_state::failed, signed_auth.err().detail);
+            return;
+        }
+        inner.insert(inner.end(), std::make_move_iterator(signed_auth->begin()), std::make_move_iterator(signed_auth->end()));
+    } else {
+        secret auth = sa->psk_auth(config.psk, ike_role::initiator, idi);
+        inner.push_back(payload{payload_type::auth, false,
+                                auth_payload{auth_method::shared_key_mic, bytes(auth.view().begin(), auth.view().end())}});
+    }
+    inner.push_back(payload{payload_type::idg, false, group_id_payload(config.group_id)});
     if (config.sender) {
         inner.push_back(notify(notify_type::group_sender));
     }
@@ -265,8 +316,13 @@ bool group_member::impl::verify_gcks(const std::vector<payload>& answer)
 {
     const auto* idr = find_payload<id_payload>(answer, payload_type::idr);
     const auto* auth = find_payload<auth_payload>(answer, payload_type::auth);
-    return idr != nullptr && auth != nullptr && identity_of(*idr) == config.gcks_identity &&
-           auth->method == auth_method::shared_key_mic &&
+    if (idr == nullptr || auth == nullptr || identity_of(*idr) != config.gcks_identity) {
+        return false;
+    }
+    if (auth->method == auth_method::digital_signature) {
+        return certs.verify(answer, *sa, ike_role::responder, *idr, config.gcks_identity).ok();
+    }
+    return auth->method == auth_method::shared_key_mic && !config.psk.empty() &&
            equal_constant_time(auth->data, sa->psk_auth(config.psk, ike_role::responder, *idr).view());
 }
 
@@ -423,7 +479,7 @@ result<group_membership> group_member::impl::accept_keys(const std::vector<paylo
     return out;
 }
 
-auto group_member::impl::accept_kek(const std::vector<payload>& answer) const -> result<rekey_sa>
+auto group_member::impl::accept_kek(const std::vector<payload>& answer) -> result<rekey_sa>
 {
     const auto* gsa = find_payload<gsa_payload>(answer, payload_type::gsa);
     const auto* kd = find_payload<kd_payload>(answer, payload_type::kd);
@@ -438,6 +494,25 @@ auto group_member::impl::accept_kek(const std::vector<payload>& answer) const ->
     if (initial == nullptr || !initial->as_uint() || *initial->as_uint() == 0) {
         return make_error(reason::bad_attribute, "GSA_INITIAL_MESSAGE_ID");
     }
+    join_rekey_address(*kek);
+    const uint32_t last_id = static_cast<uint32_t>(*initial->as_uint() - 1);
+    key_path.reset();
+    collecting.reset();
+    for (const key_bag& bag : kd->bags) {
+        // Key tree: the epoch, then the path keys under GSK_w; the KEK derives from the root.
+        const attribute* epoch = bag.type == key_bag_type::member ? find_attribute(bag.attributes, lkh_epoch_attribute) : nullptr;
+        if (epoch == nullptr) {
+            continue;
+        }
+        result<std::vector<lkh_path_key>> path = decode_lkh_path(bag.attributes, sa->wrap_key().view());
+        result<lkh_member_keys> keys = path ? lkh_member_keys::from_path(*path, uint32_t(epoch->as_uint().value_or(0)))
+                                            : result<lkh_member_keys>(path.err());
+        if (!keys || !epoch->as_uint()) {
+            return make_error(reason::bad_attribute, "key tree path: " + (keys ? std::string("epoch") : keys.err().detail));
+        }
+        key_path = std::move(*keys);
+        return rekey_sa{kek->spi, lkh_kek(key_path->group_key()), last_id};
+    }
     for (const key_bag& bag : kd->bags) {
         const attribute* wrap = bag.type == key_bag_type::member
                                     ? find_attribute(bag.attributes, uint16_t(member_key_attribute::wrap_key))
@@ -450,7 +525,7 @@ auto group_member::impl::accept_kek(const std::vector<payload>& answer) const ->
         if (!key || key->size() != kek_key_size + gcm_salt_size) {
             return make_error(reason::bad_attribute, "WRAP_KEY");
         }
-        return rekey_sa{kek->spi, std::move(*key), static_cast<uint32_t>(*initial->as_uint() - 1)};
+        return rekey_sa{kek->spi, std::move(*key), last_id};
     }
     return make_error(reason::missing_payload, "no WRAP_KEY for the KEK");
 }
@@ -516,8 +591,23 @@ void group_member::impl::handle_rekey(const message& m, byte_view wire, clock::t
         return;
     }
     result<std::vector<payload>> inner = open_message(m, wire, rekey->kek.view());
-    if (!inner || !rekey_signature_ok(m, *inner)) {
+    if (!inner) {
+        handle_unopenable_rekey(m, now);
+        return;
+    }
+    if (!rekey_signature_ok(m, *inner)) {
         ++counters.rekeys_forged;
+        return;
+    }
+    const auto* kd = find_payload<kd_payload>(*inner, payload_type::kd);
+    if (key_path && kd != nullptr && find_payload<gsa_payload>(*inner, payload_type::gsa) == nullptr) {
+        const uint32_t missed = m.header.message_id - rekey->last_message_id - 1;
+        rekey->last_message_id = m.header.message_id;
+        counters.rekeys_missed += missed;
+        handle_key_tree_part(*kd, now);
+        if (missed != 0 && config.reregister_on_gap && phase == member_state::registered) {
+            recover(now);
+        }
         return;
     }
     result<group_membership> keys = accept_keys(*inner, rekey->kek.view().first(kek_key_size), kwk_id_kek);
@@ -541,6 +631,89 @@ void group_member::impl::handle_rekey(const message& m, byte_view wire, clock::t
     }
 }
 
+void group_member::impl::handle_key_tree_part(const kd_payload& kd, clock::time_point now)
+{
+    const attribute* head = kd.bags.size() == 1 && kd.bags.front().type == key_bag_type::member &&
+                                    !kd.bags.front().attributes.empty()
+                                ? &kd.bags.front().attributes.front()
+                                : nullptr;
+    wire_reader r(head ? byte_view(head->value) : byte_view());
+    auto epoch = r.u32();
+    auto index = r.u16();
+    auto count = r.u16();
+    if (head == nullptr || head->type != lkh_part_attribute || !epoch || !index || !count || *index >= *count) {
+        ++counters.rekeys_forged;  // signed by the GCKS but not a membership rekey we understand
+        return;
+    }
+    if (!collecting || collecting->epoch != *epoch || collecting->count != *count) {
+        collecting = lkh_parts{*epoch, *count, {}};
+    }
+    const payload p{payload_type::kd, false, kd};
+    bytes encoded;
+    encode_payload_chain(encoded, std::span<const payload>(&p, 1));
+    collecting->parts[*index] = std::move(encoded);
+    ++counters.rekeys_accepted;
+    if (collecting->parts.size() < collecting->count) {
+        return;
+    }
+    std::vector<bytes> parts;
+    for (auto& [i, part] : collecting->parts) {
+        parts.push_back(std::move(part));
+    }
+    collecting.reset();
+    result<lkh_rekey_index> index_of_keys = decode_lkh_rekey(parts);
+    result<void> applied = index_of_keys ? key_path->apply(*index_of_keys) : result<void>(index_of_keys.err());
+    if (!applied) {
+        // Evicted, or a missed membership rekey: the path keys are stale. Re-register (refused
+        // if we were removed from the group, which then drops the keys).
+        ++counters.key_tree_failures;
+        last_error = "membership rekey: " + applied.err().detail;
+        if (config.reregister_on_gap && phase == member_state::registered) {
+            recover(now);
+        }
+        return;
+    }
+    ++counters.key_tree_rekeys;
+    rekey->kek = lkh_kek(key_path->group_key());
+}
+
+void group_member::impl::handle_unopenable_rekey(const message& m, clock::time_point now)
+{
+    ++counters.rekeys_forged;
+    // Not authenticated, so only a hint: a Message ID gap, or parts still missing, mean the KEK
+    // moved on without us. A re-registration is authenticated; at most one runs at a time.
+    const bool gap = m.header.message_id > rekey->last_message_id + 1;
+    if (key_path && (gap || collecting) && config.reregister_on_gap && phase == member_state::registered) {
+        collecting.reset();
+        recover(now);
+    }
+}
+
+void group_member::impl::join_rekey_address(const gsa_policy& kek)
+{
+    const attribute* where = find_attribute(kek.attributes, rekey_address_attribute);
+    if (where == nullptr) {
+        return;
+    }
+    wire_reader r(where->value);
+    auto address = r.u32();
+    auto port = r.u16();
+    if (!address || !port || !r.at_end() || !udp_socket::is_multicast(*address)) {
+        return;
+    }
+    const endpoint group{*address, *port};
+    if (multicast && multicast->local() == group) {
+        return;
+    }
+    const uint32_t interface = config.multicast_interface != 0 ? config.multicast_interface : config.local.address;
+    result<udp_socket> s = udp_socket::open_multicast(group, interface);
+    if (!s) {
+        last_error = s.err().detail;  // no rekeys reach us: the TEK lifetime makes us re-register
+        return;
+    }
+    multicast = std::move(*s);
+}
+
 void group_member::impl::write_keylog() const
 {
     if (config.keylog_path.empty()) {
@@ -555,8 +728,12 @@ result<std::unique_ptr<group_member>> group_member::create(member_config config)
     if (!is_supported(config.group)) {
         return error{errc::config_bad_value, "key exchange method must be 19 or 31"};
     }
-    if (config.identity.empty() || config.psk.empty()) {
-        return error{errc::config_missing_key, "group member needs an identity and a pre-shared key"};
+    if (config.identity.empty() || (config.psk.empty() && config.certificates.certificate_file.empty())) {
+        return error{errc::config_missing_key, "group member needs an identity and a pre-shared key or a certificate"};
+    }
+    result<certificate_auth> certs = certificate_auth::load(config.certificates, config.identity);
+    if (!certs) {
+        return certs.err();
     }
     result<udp_socket> socket = udp_socket::open(config.local);
     if (!socket) {
@@ -572,6 +749,7 @@ result<std::unique_ptr<group_member>> group_member::create(member_config config)
     }
     auto s = std::make_unique<impl>(std::move(config), std::move(*socket));
     s->gcks_key = std::move(gcks_key);
+    s->certs = std::move(*certs);
     return std::unique_ptr<group_member>(new group_member(std::move(s)));
 }
 
@@ -587,6 +765,9 @@ void group_member::tick(clock::time_point now)
 {
     _s->last_progress = now;
     while (std::optional<received_datagram> dg = _s->socket.receive()) {
+        _s->handle(*dg, now);
+    }
+    while (std::optional<received_datagram> dg = _s->multicast ? _s->multicast->receive() : std::nullopt) {
         _s->handle(*dg, now);
     }
     _s->retransmit_if_due(now);
@@ -623,6 +804,11 @@ const member_counters& group_member::counters() const
     return _s->counters;
 }
 
+const endpoint& group_member::key_server() const
+{
+    return _s->gcks();
+}
+
 const endpoint& group_member::local() const
 {
     return _s->socket.local();
@@ -631,6 +817,19 @@ const endpoint& group_member::local() const
 int group_member::fd() const
 {
     return _s->socket.fd();
+}
+
+int group_member::rekey_fd() const
+{
+    return _s->multicast ? _s->multicast->fd() : -1;
+}
+
+std::optional<uint32_t> group_member::key_tree_epoch() const
+{
+    if (!_s->key_path) {
+        return std::nullopt;
+    }
+    return _s->key_path->epoch();
 }
 
 } // namespace msecgw::gkm

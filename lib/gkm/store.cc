@@ -195,6 +195,16 @@ bool gcks_store::spi_issued(uint32_t spi) const
     return q.bind(1, int64_t(spi)).step() != SQLITE_DONE;
 }
 
+result<bool> gcks_store::claim_spi(uint32_t spi, uint32_t /*group_id*/)
+{
+    return !spi_issued(spi);
+}
+
+result<uint32_t> gcks_store::reserve(uint32_t /*group_id*/, counter /*what*/, uint32_t next, uint32_t /*count*/)
+{
+    return next;
+}
+
 result<std::vector<endpoint>> gcks_store::members(uint32_t group_id) const
 {
     statement q(_s->db.get(), "SELECT address, port FROM members WHERE group_id = ?1 ORDER BY rowid");
@@ -231,7 +241,7 @@ result<void> gcks_store::record_registration(uint32_t group_id, const endpoint& 
     });
 }
 
-result<std::vector<gcks_store::sender_assignment>> gcks_store::sender_ids(uint32_t group_id) const
+result<std::vector<sender_assignment>> gcks_store::sender_ids(uint32_t group_id) const
 {
     statement q(_s->db.get(), "SELECT sender_id, identity FROM sender_ids WHERE group_id = ?1 ORDER BY sender_id");
     q.bind(1, int64_t(group_id));

@@ -39,36 +39,69 @@ struct stored_group {
     uint32_t next_rekey_message_id = 1;
 };
 
-class gcks_store {
+struct sender_assignment {
+    uint32_t sender_id = 0;
+    std::string identity;
+};
+
+/// Where a GCKS keeps its state: SQLite on one machine (gcks_store), or etcd shared by several
+/// key servers (etcd_store.hh). Chosen by gcks::create from the config. Every monotonic value
+/// (TEK SPI, Sender-ID, GSA_REKEY Message ID) goes through claim_spi / reserve_* before use, so
+/// a backend shared by several key servers can make them unique across all of them.
+class gcks_state {
+public:
+    virtual ~gcks_state() = default;
+    /// The stored rekey signing key (private DER), if one was saved.
+    virtual result<std::optional<secret>> signing_key_der() const = 0;
+    /// Saves the signing key. A shared backend keeps the one stored first (another key server's):
+    /// callers read signing_key_der() again after saving.
+    virtual result<void> save_signing_key(byte_view private_der) = 0;
+    virtual result<std::optional<stored_group>> load_group(uint32_t group_id) const = 0;
+    virtual result<void> save_group(const stored_group& g) = 0;
+    /// Takes spi for the group: false when it was issued before (never reuse on doubt).
+    virtual result<bool> claim_spi(uint32_t spi, uint32_t group_id) = 0;
+    /// The group's monotonic counters besides SPIs.
+    enum class counter { message_id, sender_id };
+    /// `count` values of a counter (GSA_REKEY Message IDs, a block of Sender-IDs) nobody else
+    /// gets; returns the first. `next`: the group's own next value (a local backend returns it
+    /// and save_group commits the rest).
+    virtual result<uint32_t> reserve(uint32_t group_id, counter what, uint32_t next, uint32_t count) = 0;
+    virtual result<std::vector<endpoint>> members(uint32_t group_id) const = 0;
+    /// One registration: the member's address (rekeys go there) and, for a sender, the Sender-ID
+    /// it was given (inside a block already reserved).
+    virtual result<void> record_registration(uint32_t group_id, const endpoint& where, const std::string& identity,
+                                             std::optional<uint32_t> sender_id) = 0;
+    /// Every Sender-ID handed out in the group, in order.
+    virtual result<std::vector<sender_assignment>> sender_ids(uint32_t group_id) const = 0;
+};
+
+class gcks_store final : public gcks_state {
 public:
     /// Opens (creating if needed) the database at path; fails when storage_key does not open
     /// the key material already in it.
     static result<gcks_store> open(const std::string& path, secret storage_key);
     gcks_store(gcks_store&&) noexcept;
     gcks_store& operator=(gcks_store&&) noexcept;
-    ~gcks_store();
+    ~gcks_store() override;
 
-    /// The stored rekey signing key (private DER), if one was saved.
-    result<std::optional<secret>> signing_key_der() const;
-    result<void> save_signing_key(byte_view private_der);
+    result<std::optional<secret>> signing_key_der() const override;
+    result<void> save_signing_key(byte_view private_der) override;
 
-    result<std::optional<stored_group>> load_group(uint32_t group_id) const;
+    result<std::optional<stored_group>> load_group(uint32_t group_id) const override;
     /// Writes the whole group row and records its TEK SPI as issued, in one transaction.
-    result<void> save_group(const stored_group& g);
+    result<void> save_group(const stored_group& g) override;
     /// True when spi was ever issued to any group (or the lookup failed: never reuse on doubt).
     bool spi_issued(uint32_t spi) const;
+    /// !spi_issued(spi): save_group records it.
+    result<bool> claim_spi(uint32_t spi, uint32_t group_id) override;
+    /// Returns `next`: the group row written by save_group commits the reservation.
+    result<uint32_t> reserve(uint32_t group_id, counter what, uint32_t next, uint32_t count) override;
 
-    result<std::vector<endpoint>> members(uint32_t group_id) const;
-    /// One registration: the member's address (rekeys go there) and, for a sender, the Sender-ID
-    /// it was given (inside a block already reserved with save_group).
+    result<std::vector<endpoint>> members(uint32_t group_id) const override;
     result<void> record_registration(uint32_t group_id, const endpoint& where, const std::string& identity,
-                                     std::optional<uint32_t> sender_id);
-    struct sender_assignment {
-        uint32_t sender_id = 0;
-        std::string identity;
-    };
-    /// Every Sender-ID handed out in the group, in order.
-    result<std::vector<sender_assignment>> sender_ids(uint32_t group_id) const;
+                                     std::optional<uint32_t> sender_id) override;
+    using sender_assignment = gkm::sender_assignment;
+    result<std::vector<sender_assignment>> sender_ids(uint32_t group_id) const override;
 
 private:
     struct impl;

@@ -67,6 +67,43 @@ result<udp_socket> udp_socket::open(const endpoint& local)
     return udp_socket(fd, from_sockaddr(sa));
 }
 
+result<udp_socket> udp_socket::open_multicast(const endpoint& group, uint32_t interface_address)
+{
+    if (!is_multicast(group.address)) {
+        return error{errc::config_bad_value, "not an IPv4 multicast address: " + group.to_string()};
+    }
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return socket_error("socket", group);
+    }
+    const int on = 1;
+    sockaddr_in sa = to_sockaddr(group);
+    ip_mreq mreq{};
+    mreq.imr_multiaddr.s_addr = htonl(group.address);
+    mreq.imr_interface.s_addr = htonl(interface_address);
+    if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+        ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+        ::setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof mreq) != 0) {
+        error err = socket_error("join multicast group", group);
+        ::close(fd);
+        return err;
+    }
+    return udp_socket(fd, group);
+}
+
+result<void> udp_socket::set_multicast_sender(uint32_t interface_address, uint8_t ttl) const
+{
+    in_addr ifaddr{htonl(interface_address)};
+    const unsigned char loop = 1;
+    const unsigned char hops = ttl;
+    if (::setsockopt(_fd, IPPROTO_IP, IP_MULTICAST_IF, &ifaddr, sizeof ifaddr) != 0 ||
+        ::setsockopt(_fd, IPPROTO_IP, IP_MULTICAST_LOOP, &loop, sizeof loop) != 0 ||
+        ::setsockopt(_fd, IPPROTO_IP, IP_MULTICAST_TTL, &hops, sizeof hops) != 0) {
+        return socket_error("multicast options on", _local);
+    }
+    return {};
+}
+
 udp_socket::udp_socket(udp_socket&& other) noexcept : _fd(other._fd), _local(other._local)
 {
     other._fd = -1;

@@ -32,6 +32,15 @@ class udp_socket {
 public:
     /// Binds to local (port 0 picks a free port).
     static result<udp_socket> open(const endpoint& local);
+    /// A receiver for an IPv4 multicast group: bound to group (SO_REUSEADDR, so several members
+    /// on one host share the port) and joined (IP_ADD_MEMBERSHIP) on the interface with address
+    /// interface_address (0: the kernel's choice).
+    static result<udp_socket> open_multicast(const endpoint& group, uint32_t interface_address);
+    static bool is_multicast(uint32_t address) { return (address >> 28) == 0xe; }
+
+    /// Options for datagrams this socket sends to multicast groups: the outgoing interface (its
+    /// address; 0 leaves the kernel's choice), TTL, and loopback to local members on.
+    result<void> set_multicast_sender(uint32_t interface_address, uint8_t ttl) const;
 
     udp_socket(udp_socket&& other) noexcept;
     udp_socket& operator=(udp_socket&& other) noexcept;

@@ -83,6 +83,14 @@ constexpr lcore_counter lcore_counters[] = {
      &dataplane::lcore_stats::reassembled},
     {"msecgw_fragments_in_total", "Outer fragments that went into reassembled ESP datagrams.",
      &dataplane::lcore_stats::fragments_in},
+    {"msecgw_srcauth_tagged_packets_total", "Clear packets tagged for source authentication.",
+     &dataplane::lcore_stats::auth_tagged},
+    {"msecgw_srcauth_control_sent_total", "Source-authentication control messages (bootstraps, disclosures, "
+     "manifests) made and sent.", &dataplane::lcore_stats::auth_control_sent},
+    {"msecgw_srcauth_released_packets_total", "Tagged packets whose source verified, forwarded in clear.",
+     &dataplane::lcore_stats::auth_released},
+    {"msecgw_srcauth_control_used_total", "Source-authentication control messages a verifier used.",
+     &dataplane::lcore_stats::auth_control_used},
 };
 
 void add_ports(std::vector<MetricFamily>& out, const stats::totals& t)
@@ -146,6 +154,109 @@ void add_sas(std::vector<MetricFamily>& out, const std::vector<sa_sample>& sas)
     }
 }
 
+struct member_counter {
+    const char* name;
+    const char* help;
+    uint64_t member_sample::*field;
+};
+
+constexpr member_counter member_counters[] = {
+    {"msecgw_gkm_member_registrations_total", "Times this gateway's member of the group became registered.",
+     &member_sample::registrations},
+    {"msecgw_gkm_member_key_changes_total", "Times the SAs made from the group's keys changed (arrival, activation, removal).",
+     &member_sample::key_changes},
+    {"msecgw_gkm_member_rekeys_missed_total", "GSA_REKEY Message IDs skipped between two accepted rekeys.",
+     &member_sample::rekeys_missed},
+    {"msecgw_gkm_member_reregistrations_total", "Recoveries started (missed rekey, expired key, retry).",
+     &member_sample::reregistrations},
+    {"msecgw_gkm_member_key_server_failovers_total", "Registrations moved to the next key server after a timeout.",
+     &member_sample::gcks_failovers},
+};
+
+void add_members(std::vector<MetricFamily>& out, const std::vector<member_sample>& members)
+{
+    if (members.empty()) {
+        return;
+    }
+    family reg(out, "msecgw_gkm_member_registered", "1 while this gateway holds the group's keys from its key server.",
+               MetricType::Gauge);
+    family rekeys(out, "msecgw_gkm_member_rekeys_total",
+                  "GSA_REKEY messages received, by result (accepted, forged: bad SPI/ICV/signature, replayed: old Message ID).",
+                  MetricType::Counter);
+    for (const auto& m : members) {
+        reg.add({{"group", m.group}}, m.registered ? 1 : 0);
+        rekeys.add({{"group", m.group}, {"result", "accepted"}}, static_cast<double>(m.rekeys_accepted));
+        rekeys.add({{"group", m.group}, {"result", "forged"}}, static_cast<double>(m.rekeys_forged));
+        rekeys.add({{"group", m.group}, {"result", "replayed"}}, static_cast<double>(m.rekeys_replayed));
+    }
+    for (const auto& c : member_counters) {
+        family f(out, c.name, c.help, MetricType::Counter);
+        for (const auto& m : members) {
+            f.add({{"group", m.group}}, static_cast<double>(m.*c.field));
+        }
+    }
+}
+
+struct server_counter {
+    const char* name;
+    const char* help;
+    uint64_t key_server_sample::*field;
+};
+
+constexpr server_counter server_counters[] = {
+    {"msecgw_gkm_server_registrations_total", "GSA_AUTH requests answered with keys.", &key_server_sample::registrations},
+    {"msecgw_gkm_server_rekeys_sent_total", "GSA_REKEY messages sent (one per member reached).", &key_server_sample::rekeys_sent},
+    {"msecgw_gkm_server_periodic_rekeys_total", "Rekeys started by rekey_period_seconds.", &key_server_sample::periodic_rekeys},
+    {"msecgw_gkm_server_rekeys_failed_total", "Periodic rekeys that could not be made (e.g. the store failed).",
+     &key_server_sample::rekeys_failed},
+    {"msecgw_gkm_server_malformed_total", "Datagrams dropped as undecodable or undecryptable.", &key_server_sample::malformed},
+    {"msecgw_gkm_server_retransmissions_answered_total", "Retransmitted requests answered again.",
+     &key_server_sample::retransmissions_answered},
+    {"msecgw_gkm_server_cookies_sent_total", "IKE_SA_INIT answered with a COOKIE (RFC 7296 section 2.6), no state kept.",
+     &key_server_sample::cookies_sent},
+    {"msecgw_gkm_server_cookies_rejected_total", "IKE_SA_INIT with a wrong or stale COOKIE, dropped.",
+     &key_server_sample::cookies_rejected},
+    {"msecgw_gkm_server_half_open_dropped_total", "IKE_SA_INIT dropped at admission.max_half_open.",
+     &key_server_sample::half_open_dropped},
+    {"msecgw_gkm_server_half_open_expired_total", "Half-open IKE SAs removed after admission.half_open_timeout_ms.",
+     &key_server_sample::half_open_expired},
+    {"msecgw_gkm_server_leader_takeovers_total", "Times this key server became the leader of the key servers on etcd.",
+     &key_server_sample::leader_takeovers},
+    {"msecgw_gkm_server_leader_step_downs_total", "Times it stopped leading (lease lost or not renewable, etcd down).",
+     &key_server_sample::leader_step_downs},
+    {"msecgw_gkm_server_etcd_errors_total", "Election steps or state loads etcd did not answer (e.g. no quorum).",
+     &key_server_sample::etcd_errors},
+    {"msecgw_gkm_server_not_leader_dropped_total", "Datagrams left unanswered because this key server does not lead.",
+     &key_server_sample::not_leader_dropped},
+};
+
+void add_key_server(std::vector<MetricFamily>& out, const std::optional<key_server_sample>& ks)
+{
+    if (!ks) {
+        return;
+    }
+    family refused(out, "msecgw_gkm_server_refusals_total", "Registrations refused, by the Notify sent.",
+                   MetricType::Counter);
+    refused.add({{"reason", "authorization_failed"}}, static_cast<double>(ks->authorization_failed))
+        .add({{"reason", "authentication_failed"}}, static_cast<double>(ks->authentication_failed))
+        .add({{"reason", "invalid_group_id"}}, static_cast<double>(ks->invalid_group))
+        .add({{"reason", "no_proposal_chosen"}}, static_cast<double>(ks->no_proposal_chosen));
+    for (const auto& c : server_counters) {
+        family(out, c.name, c.help, MetricType::Counter).add({}, static_cast<double>(*ks.*c.field));
+    }
+    family(out, "msecgw_gkm_server_leading", "1 while this key server answers registrations (the etcd leader, or alone).",
+           MetricType::Gauge)
+        .add({}, ks->leading ? 1.0 : 0.0);
+    family(out, "msecgw_gkm_server_sessions", "IKE SAs the key server holds, half-open ones and all.", MetricType::Gauge)
+        .add({{"state", "half_open"}}, static_cast<double>(ks->half_open_sessions))
+        .add({{"state", "all"}}, static_cast<double>(ks->sessions));
+    family members(out, "msecgw_gkm_server_group_members", "Member addresses the key server sends the group's rekeys to.",
+                   MetricType::Gauge);
+    for (const auto& [group, n] : ks->group_members) {
+        members.add({{"group", group}}, static_cast<double>(n));
+    }
+}
+
 } // namespace
 
 std::vector<MetricFamily> families(const sample* s, const process_info& info)
@@ -164,6 +275,8 @@ std::vector<MetricFamily> families(const sample* s, const process_info& info)
     add_ports(out, s->totals);
     add_lcores(out, s->totals);
     add_sas(out, s->sas);
+    add_members(out, s->members);
+    add_key_server(out, s->key_server);
     return out;
 }
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,10 +52,53 @@ struct sa_sample {
 /// Every SA of a snapshot with its counters (control core, the snapshot's owner).
 std::vector<sa_sample> sa_samples(const dataplane::dp_state& state);
 
+/// One key-managed group as this gateway's member sees it (no key material).
+struct member_sample {
+    std::string group;
+    bool registered = false;
+    uint64_t registrations = 0;
+    uint64_t key_changes = 0;
+    uint64_t rekeys_accepted = 0;
+    uint64_t rekeys_forged = 0;
+    uint64_t rekeys_replayed = 0;
+    uint64_t rekeys_missed = 0;
+    uint64_t reregistrations = 0;
+    uint64_t gcks_failovers = 0;  ///< registrations moved to the next key server of member.key_server
+};
+
+/// The embedded key server's counters (gkm::gcks_counters) and state.
+struct key_server_sample {
+    uint64_t registrations = 0;
+    uint64_t authorization_failed = 0;
+    uint64_t authentication_failed = 0;
+    uint64_t invalid_group = 0;
+    uint64_t no_proposal_chosen = 0;
+    uint64_t malformed = 0;
+    uint64_t retransmissions_answered = 0;
+    uint64_t rekeys_sent = 0;
+    uint64_t periodic_rekeys = 0;
+    uint64_t rekeys_failed = 0;
+    uint64_t cookies_sent = 0;
+    uint64_t cookies_rejected = 0;
+    uint64_t half_open_dropped = 0;
+    uint64_t half_open_expired = 0;
+    uint64_t half_open_sessions = 0;
+    uint64_t sessions = 0;
+    std::vector<std::pair<std::string, uint64_t>> group_members; ///< group name, addresses rekeys go to
+    // Several key servers on etcd (always leading without).
+    bool leading = true;
+    uint64_t leader_takeovers = 0;
+    uint64_t leader_step_downs = 0;
+    uint64_t etcd_errors = 0;
+    uint64_t not_leader_dropped = 0;
+};
+
 /// What one scrape reports.
 struct sample {
     stats::totals totals;
     std::vector<sa_sample> sas;
+    std::vector<member_sample> members;          ///< empty without key management
+    std::optional<key_server_sample> key_server; ///< set when this process runs the key server
 };
 
 /// Facts fixed for the life of the process.

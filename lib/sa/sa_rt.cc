@@ -38,6 +38,7 @@ result<std::shared_ptr<out_sa>> make_out_sa(const config::sa_cfg& c, const crypt
     sa->spi = c.spi;
     sa->uid = uid;
     sa->name = c.name;
+    sa->auth_slot = auth_slot_of(c);
     sa->counter_bits = static_cast<uint8_t>(64 - sender_id_bits - lane_bits);
     sa->iv_prefix = sender_id_bits == 0 ? 0 : uint64_t{sender_id} << (64 - sender_id_bits);
     return sa;
@@ -52,6 +53,7 @@ result<std::shared_ptr<in_sa>> make_in_sa(const config::sa_cfg& c, const crypto:
     sa->spi = c.spi;
     sa->uid = uid;
     sa->name = c.name;
+    sa->auth_slot = auth_slot_of(c);
     sa->replay_window = c.replay_window;
     sa->dst = c.dst.value_or(config::ip_prefix{});
     sa->src = c.src.value_or(config::ip_prefix{});

@@ -20,6 +20,10 @@ inline constexpr uint8_t lane_bits = 6;
 static_assert(config::max_sender_id_bits + lane_bits + 32 <= 64,
               "Sender-ID and lane fields must leave the 32-bit counter (seq = ctr + 1) below them");
 
+/// Source-authentication slot of an SA (config::source_auth_cfg::slot), or no_auth_slot.
+inline constexpr uint16_t no_auth_slot = 0xffff;
+inline uint16_t auth_slot_of(const config::sa_cfg& c) { return c.source_auth ? c.source_auth->slot : no_auth_slot; }
+
 /// Outbound (SA, worker) state. IV = [Sender-ID][lane][counter]; seq = counter + 1, so the
 /// counter stays below 2^32 - 1 and the sequence number never cycles (RFC 4303 §3.3.3).
 struct alignas(64) out_lane {
@@ -43,6 +47,7 @@ struct out_sa {
     uint32_t uid = 0;                       ///< unique in the process, never reused
     uint64_t iv_prefix = 0;                 ///< Sender-ID bits, shifted into place
     uint8_t counter_bits = 0;               ///< bits below the lane field
+    uint16_t auth_slot = no_auth_slot;      ///< source authentication (dataplane/srcauth_stage.hh)
     std::atomic<uint8_t> stopped{0};        ///< control: the SA must not send (store error…)
     std::atomic<uint8_t> expired{0};        ///< control: hard byte/second lifetime passed
     std::atomic<uint8_t> budget_spent{0};   ///< control: hard packet lifetime fully handed out
@@ -60,6 +65,7 @@ struct in_sa {
     uint32_t spi = 0;
     uint32_t uid = 0;
     uint32_t replay_window = 0;
+    uint16_t auth_slot = no_auth_slot;      ///< source authentication: packets must carry a verified tag
     std::atomic<uint8_t> expired{0};        ///< control: hard lifetime passed
     config::ip_prefix dst, src;             ///< SAD selectors
     std::string name;

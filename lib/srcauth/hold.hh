@@ -100,11 +100,14 @@ private:
     uint64_t _tail = 0;
 };
 
-/// Sliding window of released sequence numbers (like ESP's, 256 wide): a sequence number is
-/// released at most once and never when it is 256 or more below the highest released.
+/// Sliding window of released sequence numbers (like ESP's, 4096 wide): a sequence number is
+/// released at most once and never when it is `width` or more below the highest released. As wide
+/// as the largest hold buffer (the gateway's hold_packets), so that a held packet released late (a
+/// best-effort release at the hold timeout, after newer ones) is still inside it.
 class seq_window {
 public:
-    static constexpr uint64_t width = 256;
+    static constexpr uint64_t width = 4096;
+    static constexpr uint64_t words = width / 64;
     /// True (and records it) if seq may be released.
     bool accept(uint64_t seq)
     {
@@ -126,10 +129,10 @@ public:
     }
 
 private:
-    bool test(uint64_t s) const { return (_bits[(s / 64) % 4] >> (s % 64)) & 1; }
-    void set(uint64_t s) { _bits[(s / 64) % 4] |= uint64_t(1) << (s % 64); }
-    void clear(uint64_t s) { _bits[(s / 64) % 4] &= ~(uint64_t(1) << (s % 64)); }
-    std::array<uint64_t, 4> _bits{};
+    bool test(uint64_t s) const { return (_bits[(s / 64) % words] >> (s % 64)) & 1; }
+    void set(uint64_t s) { _bits[(s / 64) % words] |= uint64_t(1) << (s % 64); }
+    void clear(uint64_t s) { _bits[(s / 64) % words] &= ~(uint64_t(1) << (s % 64)); }
+    std::array<uint64_t, words> _bits{};
     uint64_t _top = 0;
     bool _any = false;
 };

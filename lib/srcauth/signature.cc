@@ -3,6 +3,8 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
 
 #include <array>
 #include <cstring>
@@ -221,6 +223,28 @@ std::string signer::public_pem() const
     }
     BIO_free(bio);
     return pem;
+}
+
+uint32_t key_id_of(const pkey_holder& k)
+{
+    unsigned char* der = nullptr;
+    const int n = i2d_PUBKEY(k.pkey, &der);
+    std::array<uint8_t, SHA256_DIGEST_LENGTH> d{};
+    if (n > 0) {
+        SHA256(der, size_t(n), d.data());
+    }
+    OPENSSL_free(der);
+    return uint32_t(d[0]) << 16 | uint32_t(d[1]) << 8 | d[2];
+}
+
+uint32_t signer::key_id() const
+{
+    return key_id_of(*_k);
+}
+
+uint32_t sig_verifier::key_id() const
+{
+    return key_id_of(*_k);
 }
 
 sig_verifier::sig_verifier(std::unique_ptr<pkey_holder> k, wire::sig_alg a) : _k(std::move(k)), _alg(a) {}

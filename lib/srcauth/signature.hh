@@ -42,6 +42,8 @@ public:
     bool sign_digest(std::span<const uint8_t, signed_digest_len> digest, std::span<uint8_t, wire::sig_len> out);
     /// SubjectPublicKeyInfo as PEM: the trust anchor to give to verifiers.
     std::string public_pem() const;
+    /// 24-bit identifier of the public key (key_id_of).
+    uint32_t key_id() const;
 
 private:
     signer(std::unique_ptr<pkey_holder> k, wire::sig_alg a);
@@ -58,6 +60,8 @@ public:
     ~sig_verifier();
 
     wire::sig_alg alg() const { return _alg; }
+    /// 24-bit identifier of the public key (key_id_of).
+    uint32_t key_id() const;
     bool verify_digest(std::span<const uint8_t, signed_digest_len> digest,
                        std::span<const uint8_t, wire::sig_len> sig) const;
 
@@ -66,6 +70,10 @@ private:
     std::unique_ptr<pkey_holder> _k;
     wire::sig_alg _alg;
 };
+
+/// The first 3 bytes of SHA-256 over the DER SubjectPublicKeyInfo: the same on the signing and the
+/// verifying side however the PEM files are written (the gateway puts it in its sender ids).
+uint32_t key_id_of(const pkey_holder& k);
 
 /// ECDSA signature conversions (exposed for the known-answer tests). der_to_raw: false unless der is
 /// exactly SEQUENCE { INTEGER r, INTEGER s } with r, s < 2^256. raw_to_der writes at most 72 bytes

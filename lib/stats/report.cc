@@ -43,6 +43,11 @@ totals collect(const std::vector<port::port_state>& ports,
         t.fragments_out += st.fragments_out;
         t.reassembled += st.reassembled;
         t.fragments_in += st.fragments_in;
+        t.auth_tagged += st.auth_tagged;
+        t.auth_control_sent += st.auth_control_sent;
+        t.auth_released += st.auth_released;
+        t.auth_control_used += st.auth_control_used;
+        t.auth_held += st.auth_held;
         for (std::size_t r = 0; r < drop_reason_count; ++r) {
             t.drops[r] += st.drops[r];
             t.drops_total += st.drops[r];
@@ -59,6 +64,9 @@ std::string to_json(const totals& t)
       << ",\n  \"sealed\": " << t.sealed << ",\n  \"opened\": " << t.opened
       << ",\n  \"fragmented\": " << t.fragmented << ",\n  \"fragments_out\": " << t.fragments_out
       << ",\n  \"reassembled\": " << t.reassembled << ",\n  \"fragments_in\": " << t.fragments_in
+      << ",\n  \"srcauth_tagged\": " << t.auth_tagged << ",\n  \"srcauth_control_sent\": " << t.auth_control_sent
+      << ",\n  \"srcauth_released\": " << t.auth_released << ",\n  \"srcauth_control_used\": " << t.auth_control_used
+      << ",\n  \"srcauth_held\": " << t.auth_held
       << ",\n  \"drops_total\": " << t.drops_total << ",\n  \"drops\": {";
     for (std::size_t r = 0; r < drop_reason_count; ++r) {
         o << (r ? ", " : "") << "\"" << drop_table[r].label << "\": " << t.drops[r];
@@ -115,6 +123,11 @@ std::string summary(const totals& t)
             o << line;
         }
     }
+    if (t.auth_tagged + t.auth_released + t.auth_control_used != 0) {
+        o << "  source authentication: tagged " << t.auth_tagged << ", control messages sent " << t.auth_control_sent
+          << "; verified and forwarded " << t.auth_released << ", control messages used " << t.auth_control_used
+          << ", held now " << t.auth_held << "\n";
+    }
     if (t.fragmented + t.reassembled != 0) {
         o << "  fragmented " << t.fragmented << " ESP packets into " << t.fragments_out << " fragments; reassembled "
           << t.reassembled << " ESP packets from " << t.fragments_in << " fragments\n";
@@ -128,7 +141,8 @@ std::string summary(const totals& t)
 
 uint64_t expected_out(const totals& t)
 {
-    return t.rx_pkts + (t.fragments_out - t.fragmented) - (t.fragments_in - t.reassembled);
+    return t.rx_pkts + (t.fragments_out - t.fragmented) - (t.fragments_in - t.reassembled) + t.auth_control_sent -
+           t.auth_control_used - t.auth_held;
 }
 
 } // namespace msecgw::stats

@@ -32,6 +32,7 @@ struct totals {
     std::vector<std::pair<unsigned, dataplane::lcore_stats>> lcores; ///< (lcore id, copy)
     uint64_t rx_pkts = 0, tx_pkts = 0, bypassed = 0, sealed = 0, opened = 0;
     uint64_t fragmented = 0, fragments_out = 0, reassembled = 0, fragments_in = 0;
+    uint64_t auth_tagged = 0, auth_control_sent = 0, auth_released = 0, auth_control_used = 0, auth_held = 0;
     std::array<uint64_t, drop_reason_count> drops{};
     uint64_t drops_total = 0;
     double seconds = 0;
@@ -47,7 +48,8 @@ std::string to_json(const totals& t);
 std::string summary(const totals& t);
 
 /// Packets the gateway must account for: received, plus the extra packets fragmentation made,
-/// minus those reassembly merged. Equals tx + drops once nothing is held.
+/// minus those reassembly merged, plus the source-auth control messages it made, minus those it
+/// used and the packets verifiers hold now. Equals tx + drops once nothing is in flight.
 uint64_t expected_out(const totals& t);
 
 } // namespace msecgw::stats

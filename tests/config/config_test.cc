@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include "config/config.hh"
+#include "config_expect.hh"
 
 using namespace msecgw;
 using namespace msecgw::config;
+using msecgw::config::test::load_ok;
 
 namespace {
 
@@ -41,34 +43,11 @@ std::string block_sa(const std::string& dir)
            "    key: \"" + key128 + "\"\n";
 }
 
-/// Key material must never reach a message: neither the key part nor the salt of our test keys.
-void expect_no_key_material(const std::string& detail)
-{
-    for (const char* secret : {"feffe9928665", "cafebabe", "aaaaaaaa", "0badc0de"}) {
-        EXPECT_EQ(detail.find(secret), std::string::npos) << "key material leaked: " << detail;
-    }
-}
-
-/// Loads text that must fail; checks the class and that the message starts "c.yaml:LINE: KEY: ".
+/// Loads text that must fail; checks the class, that the message starts "c.yaml:LINE: KEY: ",
+/// and that neither the key part nor the salt of our test keys reaches it.
 void expect_error(const std::string& yaml, errc code, int line, const std::string& key, const std::string& word = "")
 {
-    auto r = load_string(yaml, "c.yaml");
-    ASSERT_FALSE(r.ok()) << yaml;
-    EXPECT_EQ(r.err().code, code) << r.err().detail;
-    const std::string prefix = "c.yaml:" + std::to_string(line) + ": " + key + ": ";
-    EXPECT_EQ(r.err().detail.rfind(prefix, 0), 0u) << "want prefix '" << prefix << "' in '" << r.err().detail << "'";
-    EXPECT_EQ(r.err().detail.find('\n'), std::string::npos) << r.err().detail;
-    if (!word.empty()) {
-        EXPECT_NE(r.err().detail.find(word), std::string::npos) << "want '" << word << "' in " << r.err().detail;
-    }
-    expect_no_key_material(r.err().detail);
-}
-
-gateway_cfg load_ok(const std::string& yaml)
-{
-    auto r = load_string(yaml, "c.yaml");
-    EXPECT_TRUE(r.ok()) << r.err().detail << "\n" << yaml;
-    return r.ok() ? std::move(r.value()) : gateway_cfg{};
+    test::expect_config_error(yaml, code, line, key, word, {"feffe9928665", "cafebabe", "aaaaaaaa", "0badc0de"});
 }
 
 /// The single policy of `base() + "policies:\n  - {" + rule + "}"`.
@@ -648,6 +627,74 @@ TEST(config, reassembly)
     expect_error(base("reassembly: {max_datagrams: 0}\n"), errc::config_bad_value, 5, "reassembly.max_datagrams");
     expect_error(base("reassembly: {timeout: 5}\n"), errc::config_unknown_key, 5, "reassembly.timeout");
     expect_error(base("reassembly: 5\n"), errc::config_bad_value, 5, "reassembly");
+}
+
+TEST(config, group_key_tree_and_multicast_rekeys)
+{
+    const gateway_cfg c = load_ok(base("groups:\n  - {name: v, id: 7, dst: 239.1.0.0/16, members: [a, b], key_tree: true,\n"
+                                       "     lkh_arity: 4, lkh_max_members: 100000, rekey_batch_ms: 500,\n"
+                                       "     rekey_address: 239.254.0.1:8848, rekey_ttl: 8, rekey_interface: 10.0.0.1}\n"));
+    ASSERT_EQ(c.groups.size(), 1u);
+    const group_cfg& g = c.groups[0];
+    EXPECT_TRUE(g.key_tree);
+    EXPECT_EQ(g.lkh_arity, 4u);
+    EXPECT_EQ(g.lkh_max_members, 100000u);
+    EXPECT_EQ(g.rekey_batch_ms, 500u);
+    ASSERT_TRUE(g.rekey_address.has_value());
+    EXPECT_EQ(g.rekey_address->address, "239.254.0.1");
+    EXPECT_EQ(g.rekey_address->port, 8848);
+    EXPECT_EQ(g.rekey_ttl, 8u);
+    EXPECT_EQ(g.rekey_interface, "10.0.0.1");
+
+    const gateway_cfg d = load_ok(base("groups:\n  - {name: v, id: 7, dst: 239.1.0.0/16}\n"));
+    EXPECT_FALSE(d.groups[0].key_tree);
+    EXPECT_EQ(d.groups[0].lkh_arity, 2u);
+    EXPECT_FALSE(d.groups[0].rekey_address.has_value());
+
+    expect_error(base("groups:\n  - {name: v, id: 7, dst: 239.1.0.0/16, rekey_address: 10.0.0.1:848}\n"),
+                 errc::config_bad_value, 6, "groups[0].rekey_address", "multicast");
+    expect_error(base("groups:\n  - {name: v, id: 7, dst: 239.1.0.0/16, lkh_arity: 17}\n"), errc::config_bad_value, 6,
+                 "groups[0].lkh_arity", "2..16");
+    expect_error(base("groups:\n  - {name: v, id: 7, dst: 239.1.0.0/16, key_tree: yes}\n"), errc::config_bad_value, 6,
+                 "groups[0].key_tree", "true");
+}
+
+TEST(config, source_auth_blocks)
+{
+    const char* pem = "/tmp/msecgw_config_test_key.pem"; // only checked readable by the loader
+    std::ofstream(pem) << "x\n";
+    const std::string sas = std::string("sas:\n") +
+                            "  - {name: o, dir: out, spi: 0x1001, aead: aes-128-gcm, key: \"" + key128 +
+                            "\",\n     source_auth: {mode: tesla, signing_key: " + pem + ", interval_ms: 50}}\n" +
+                            "  - {name: i, dir: in, spi: 0x1002, aead: aes-128-gcm, key: \"" + key128 +
+                            "\",\n     source_auth: {mode: manifest, best_effort: true, trust: [{sender: 10.1.0.0/24, "
+                            "public_key: " + pem + "}]}}\n" +
+                            "  - {name: plain, dir: in, spi: 0x1003, aead: aes-128-gcm, key: \"" + key128 + "\"}\n";
+    const std::string groups = std::string("groups:\n  - {name: g, id: 7, dst: 239.1.0.0/16,\n") +
+                               "     source_auth: {mode: sign, signing_key: " + pem + "}}\n";
+    auto c = load_string(base(groups + sas), "c.yaml");
+    ASSERT_TRUE(c.ok()) << c.err().detail;
+    ASSERT_EQ(c->source_auth.size(), 3u); // groups are parsed first
+    ASSERT_TRUE(c->groups[0].source_auth);
+    EXPECT_EQ(c->groups[0].source_auth->slot, 0u);
+    EXPECT_EQ(c->groups[0].source_auth->mode, source_auth_mode::sign);
+    const auto& t = *c->find_sa("o")->source_auth;
+    EXPECT_EQ(t.slot, 1u);
+    EXPECT_EQ(t.mode, source_auth_mode::tesla);
+    EXPECT_EQ(t.interval_ms, 50u);
+    EXPECT_EQ(t.disclosure_delay, 2u); // defaults
+    EXPECT_EQ(t.clock_offset_bound_ms, 20u);
+    EXPECT_EQ(t.signing_key, pem);
+    EXPECT_EQ(t.where, "sas[0].source_auth");
+    const auto& m = *c->find_sa("i")->source_auth;
+    EXPECT_EQ(m.slot, 2u);
+    EXPECT_TRUE(m.best_effort);
+    ASSERT_EQ(m.trust.size(), 1u);
+    EXPECT_EQ(to_string(m.trust[0].sender), "10.1.0.0/24");
+    EXPECT_EQ(m.hold_packets, 1024u);
+    EXPECT_FALSE(c->find_sa("plain")->source_auth);
+    EXPECT_EQ(to_string(source_auth_mode::manifest), "manifest");
+    std::remove(pem);
 }
 
 // Regression (found by fuzz/config_fuzz.cc): yaml-cpp 0.7's YAML::LoadAll never returns on these,

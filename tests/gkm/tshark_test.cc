@@ -13,6 +13,7 @@
 
 #include "loopback_fixture.hh"
 #include "pcap_writer.hh"
+#include "test_pki.hh"
 #include "../common/run_command.hh"
 
 using namespace msecgw;
@@ -171,4 +172,33 @@ TEST_F(gkm_tshark, CookieExchangeDissectsAndDecrypts)
     const std::string bad = tshark(decryption_options() + " -Y " + shell_quote("_ws.malformed || _ws.expert.severity >= error"));
     EXPECT_EQ(bad, "") << bad;
     EXPECT_NE(tshark(decryption_options() + " -V").find("Decrypted Data"), std::string::npos);
+}
+
+TEST_F(gkm_tshark, CertificateExchangeDissectsAndDecrypts)
+{
+    pki keys;
+    ASSERT_TRUE(keys.ok);
+    gcks_config c = default_gcks_config();
+    c.certificates = keys.of("gcks");
+    start_gcks(std::move(c));
+    for (const char* id : {"gm-a", "gm-b"}) {  // ECDSA and RSA signatures
+        member_config m = member(id);
+        m.psk.clear();
+        m.certificates = keys.of(id);
+        m.keylog_path = (dir / "ikev2.keylog").string();
+        add_member(std::move(m));
+    }
+    run_registrations();
+    ASSERT_EQ(members[0]->state(), member_state::registered) << members[0]->last_error();
+    ASSERT_EQ(members[1]->state(), member_state::registered) << members[1]->last_error();
+    const std::string bad = tshark(decryption_options() + " -Y " + shell_quote("_ws.malformed || _ws.expert.severity >= error"));
+    EXPECT_EQ(bad, "") << bad;
+    // Every GSA_AUTH request and response carries a CERT (X.509 Certificate - Signature) and a
+    // Digital Signature AUTH (RFC 7427, method 14).
+    const std::string certs = tshark(decryption_options() + " -Y " + shell_quote("isakmp.cert.encoding == 4") +
+                                     " -T fields -e frame.number");
+    EXPECT_EQ(count_lines(certs), 4u) << certs;
+    const std::string sigs = tshark(decryption_options() + " -Y " + shell_quote("isakmp.auth.method == 14") +
+                                    " -T fields -e frame.number");
+    EXPECT_EQ(count_lines(sigs), 4u) << sigs;
 }

@@ -262,6 +262,39 @@ class ConfigErrorTest(GatewayTestCase):
         text = f"ports:\n  - {{port: 0, side: clear, side: protected}}  {MARK}\n  - {{port: 1, side: protected}}\n"
         self.assertConfigError(text, "ports[0].side", "twice")
 
+    def test_source_auth_errors(self):
+        """[D] source_auth blocks of SAs and groups: every mistake names its key and line."""
+        pem = self.path("k.pem")
+        with open(pem, "w") as f:
+            f.write("not read by the loader\n")
+        out_sa = lambda block: (f"{PORTS}sas:\n  - name: o\n    dir: out\n    spi: 0x1001\n    aead: aes-128-gcm\n"
+                                f"    key: \"{KEY16}\"\n    source_auth: {block}\n")
+        in_sa = lambda block: (f"{PORTS}sas:\n  - name: i\n    dir: in\n    spi: 0x1001\n    aead: aes-128-gcm\n"
+                               f"    key: \"{KEY16}\"\n    source_auth: {block}\n")
+        cases = [
+            (out_sa(f"{{signing_key: {pem}}}  {MARK}"), "sas[0].source_auth", "missing key 'mode'"),
+            (out_sa(f"\n      mode: hmac  {MARK}\n      signing_key: {pem}"), "sas[0].source_auth.mode", "expected one of"),
+            (out_sa(f"\n      mode: manifest\n      interval_ms: 10  {MARK}\n      signing_key: {pem}"),
+             "sas[0].source_auth.interval_ms", "only mode tesla"),
+            (out_sa(f"{{mode: tesla}}  {MARK}"), "sas[0].source_auth", "missing key 'signing_key'"),
+            (out_sa(f"\n      mode: sign\n      signing_key: {pem}\n      trust: []  {MARK}"),
+             "sas[0].source_auth.trust", "not trust"),
+            (out_sa(f"\n      mode: sign\n      signing_key: /nonexistent/k.pem  {MARK}"),
+             "sas[0].source_auth.signing_key", "cannot read"),
+            (out_sa(f"\n      mode: tesla\n      disclosure_delay: 9  {MARK}\n      chain_length: 10\n      signing_key: {pem}"),
+             "sas[0].source_auth.disclosure_delay", "below chain_length"),
+            (in_sa(f"{{mode: sign}}  {MARK}"), "sas[0].source_auth", "missing key 'trust'"),
+            (in_sa(f"\n      mode: sign\n      trust:\n        - {{sender: 10.0.0.0/33, public_key: {pem}}}  {MARK}"),
+             "sas[0].source_auth.trust[0].sender", "10.0.0.0/33"),
+            (in_sa(f"\n      mode: manifest\n      hold_packets: 0  {MARK}\n      trust: [{{sender: any, public_key: {pem}}}]"),
+             "sas[0].source_auth.hold_packets", "expected 1.."),
+            (f"{PORTS}groups:\n  - name: g\n    id: 1\n    dst: 239.1.0.0/16\n    source_auth:\n"
+             f"      mode: tesla\n      signing_kee: {pem}  {MARK}\n", "groups[0].source_auth.signing_kee", "unknown key"),
+        ]
+        for text, path, word in cases:
+            with self.subTest(path):
+                self.assertConfigError(text, path, word)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -51,13 +51,14 @@ class Netns:
     def run(self, argv):
         return subprocess.run(self.cmd(argv), check=True, capture_output=True, text=True)
 
-    def veth(self, a, b, mtu=1500, index=None):
+    def veth(self, a, b, mtu=1500, index=None, peer_index=None):
         """veth pair a <-> b; `index` fixes a's interface index (b gets index + 0x80). DPDK 22.11's
         net_af_packet joins the PACKET_FANOUT group (pid ^ ifindex) & 0xffff, so two gateways in one
         namespace can draw the same group for different interfaces and fail to start: give each
-        gateway's interfaces indexes in their own 0x1000 range (pids started together differ less)."""
+        gateway's interfaces indexes in their own 0x1000 range (pids started together differ less).
+        `peer_index` places b elsewhere (when b is another gateway's port)."""
         ia = ["index", str(index)] if index is not None else []
-        ib = ["index", str(index + 0x80)] if index is not None else []
+        ib = ["index", str(peer_index if peer_index is not None else index + 0x80)] if index is not None else []
         self.run([IP, "link", "add", a, *ia, "mtu", str(mtu), "type", "veth", "peer", "name", b, *ib, "mtu", str(mtu)])
         for i in (a, b):
             self.run([SYSCTL, "-qw", f"net.ipv6.conf.{i}.disable_ipv6=1"])
