@@ -282,6 +282,19 @@ TEST_P(srcauth_sig, OurSignaturesVerifyWithOpenSslAndTheirsWithUs)
         theirs[0] ^= 0;
         EXPECT_FALSE(v->verify_digest(std::span<const uint8_t, 32>(d2.data(), 32), std::span<const uint8_t, 64>(theirs.data(), 64)));
     }
+    // share(): the same key without parsing it again, usable after the original is gone.
+    auto shared = v->share();
+    ASSERT_TRUE(shared.ok());
+    EXPECT_EQ(shared->alg(), v->alg());
+    EXPECT_EQ(shared->key_id(), v->key_id());
+    { auto gone = std::move(v.value()); }
+    const bytes d = openssl_sha256(random_bytes(64));
+    const std::span<const uint8_t, 32> dv(d.data(), 32);
+    std::array<uint8_t, 64> sig{};
+    ASSERT_TRUE(s->sign_digest(dv, sig));
+    EXPECT_TRUE(shared->verify_digest(dv, sig));
+    sig[5] ^= 0x20;
+    EXPECT_FALSE(shared->verify_digest(dv, sig));
     EVP_PKEY_free(ref);
 }
 
