@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer targets long: scripts/fuzz.sh [TARGET|all] [SECONDS] [JOBS]
 # scripts/fuzz.sh --build-only: only configures and builds them (scripts/test.sh does that).
-# Builds build-fuzz/ (clang, ASan + UBSan, -Dfuzz=true) once, then fuzzes each target from its
+# Builds build-fuzz/ (clang, ASan + UBSan, -Dfuzz=true; tests on: scripts/test.sh runs its
+# sanitizer suites there too) once, then fuzzes each target from its
 # checked-in seed corpus (fuzz/corpus/TARGET, read only) into build-fuzz/corpus/TARGET, at nice 10.
 # Crashes, leaks and hangs land in build-fuzz/artifacts/TARGET/; the exit status is non-zero then.
 # Targets: packet ike config cli srcauth. Needs root (the packet target starts DPDK's EAL).
+# MSECGW_FUZZ_RUNS=N also stops each target after N executions (acceptance: 10000000).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 target=${1:-all}
@@ -17,7 +19,7 @@ targets=(packet ike config cli srcauth)
 [ "$target" = all ] || [ "$target" = --build-only ] || targets=("$target")
 
 if [ ! -f "$builddir/build.ninja" ]; then
-  CXX=clang++ meson setup "$builddir" --buildtype=debugoptimized -Dfuzz=true -Dtests=false \
+  CXX=clang++ meson setup "$builddir" --buildtype=debugoptimized -Dfuzz=true -Dtests=true \
     -Db_sanitize=address,undefined -Db_lundef=false >/dev/null || exit 1
 fi
 if [ "$target" = --build-only ]; then
@@ -33,11 +35,12 @@ for t in "${targets[@]}"; do
   echo "fuzz.sh: $t for ${seconds}s"
   # With -jobs, libFuzzer writes fuzz-N.log into the working directory (and copies each into its
   # own output when the job ends): run in the target's artifact directory, remove them after.
-  parallel=()
-  [ "$jobs" -gt 1 ] && parallel=(-jobs="$jobs" -workers="$jobs")
+  extra=()
+  [ "$jobs" -gt 1 ] && extra=(-jobs="$jobs" -workers="$jobs")
+  [ -n "${MSECGW_FUZZ_RUNS:-}" ] && extra+=(-runs="$MSECGW_FUZZ_RUNS")
   (cd "$builddir/artifacts/$t" && rm -f fuzz-*.log &&
     nice -n 10 "$builddir/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=60 -rss_limit_mb=2048 \
-      "${parallel[@]}" -print_final_stats=1 -artifact_prefix="$builddir/artifacts/$t/" \
+      "${extra[@]}" -print_final_stats=1 -artifact_prefix="$builddir/artifacts/$t/" \
       "$builddir/corpus/$t" "$src/fuzz/corpus/$t" >"$builddir/fuzz-$t.log" 2>&1
     rm -f fuzz-*.log)
   execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$builddir/fuzz-$t.log" | awk '{s += $2} END {print s + 0}')
