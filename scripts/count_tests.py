@@ -1,19 +1,21 @@
 #!/usr/bin/python3
-"""Counts test cases in meson's JUnit log (gtest cases and TAP subtests each count once)
-and prints the CI line `tests: N passed, N failed`. Exit 1 on any failure or no test."""
+"""Counts test cases in meson's JUnit logs (gtest cases and TAP subtests each count once; several
+logs, e.g. the release, sanitizer and fuzz runs, are summed) and prints the CI line
+`tests: N passed, N failed`. Exit 1 on any failure or no test."""
 import sys
 import xml.etree.ElementTree as ET
 
 
-def main(path):
+def main(paths):
     passed = failed = 0
-    try:
-        root = ET.parse(path).getroot()
-    except (OSError, ET.ParseError) as e:
-        print(f"count_tests: cannot read {path}: {e}", file=sys.stderr)
-        print("tests: 0 passed, 1 failed")
-        return 1
-    for suite in root.iter("testsuite"):
+    roots = []
+    for path in paths:
+        try:
+            roots.append(ET.parse(path).getroot())
+        except (OSError, ET.ParseError) as e:
+            print(f"count_tests: cannot read {path}: {e}", file=sys.stderr)
+            failed += 1
+    for suite in (s for root in roots for s in root.iter("testsuite")):
         cases = suite.findall("testcase")
         for case in cases:
             if case.find("skipped") is not None:
@@ -27,4 +29,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1:]))

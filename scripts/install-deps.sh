@@ -7,6 +7,7 @@ packages=(
   build-essential pkg-config meson ninja-build
   libdpdk-dev dpdk dpdk-dev libipsec-mb-dev libssl-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libpcap-dev libnuma-dev prometheus-cpp-dev libsqlite3-dev
+  clang libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes for fuzz/ (scripts/fuzz.sh)
   python3 python3-scapy python3-cryptography python3-numpy tshark
   prometheus  # the metrics test scrapes the gateway with a real server and promtool
   iproute2 procps

@@ -46,20 +46,10 @@ result<std::string> read_file(const std::string& path)
     return s.str();
 }
 
-/// Parses the PEM and prepares the contexts for `r`. Only Ed25519 and P-256 keys are accepted.
-result<std::unique_ptr<pkey_holder>> load(std::string_view pem, std::string_view what, role r, wire::sig_alg& alg)
+/// Prepares k's contexts for `r` and sets alg. Only Ed25519 and P-256 keys are accepted.
+result<std::unique_ptr<pkey_holder>> prepare(std::unique_ptr<pkey_holder> k, std::string_view what, role r,
+                                             wire::sig_alg& alg)
 {
-    auto k = std::make_unique<pkey_holder>();
-    BIO* bio = BIO_new_mem_buf(pem.data(), int(pem.size()));
-    if (bio == nullptr) {
-        return key_error(what, "out of memory");
-    }
-    k->pkey = r == role::sign ? PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr)
-                              : PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr);
-    BIO_free(bio);
-    if (k->pkey == nullptr) {
-        return key_error(what, r == role::sign ? "no PEM private key" : "no PEM public key");
-    }
     if (EVP_PKEY_is_a(k->pkey, "ED25519")) {
         alg = wire::sig_alg::ed25519;
         k->mdctx = EVP_MD_CTX_new();
@@ -81,6 +71,23 @@ result<std::unique_ptr<pkey_holder>> load(std::string_view pem, std::string_view
         return key_error(what, "cannot prepare ECDSA context");
     }
     return k;
+}
+
+/// Parses the PEM and prepares the contexts for `r`.
+result<std::unique_ptr<pkey_holder>> load(std::string_view pem, std::string_view what, role r, wire::sig_alg& alg)
+{
+    auto k = std::make_unique<pkey_holder>();
+    BIO* bio = BIO_new_mem_buf(pem.data(), int(pem.size()));
+    if (bio == nullptr) {
+        return key_error(what, "out of memory");
+    }
+    k->pkey = r == role::sign ? PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr)
+                              : PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr);
+    BIO_free(bio);
+    if (k->pkey == nullptr) {
+        return key_error(what, r == role::sign ? "no PEM private key" : "no PEM public key");
+    }
+    return prepare(std::move(k), what, r, alg);
 }
 
 /// One DER INTEGER holding a 32-byte unsigned big-endian value; returns bytes written.
@@ -260,6 +267,21 @@ result<sig_verifier> sig_verifier::from_pem(std::string_view pem, std::string_vi
         return k.err();
     }
     return sig_verifier(std::move(k.value()), alg);
+}
+
+result<sig_verifier> sig_verifier::share() const
+{
+    auto k = std::make_unique<pkey_holder>();
+    if (EVP_PKEY_up_ref(_k->pkey) != 1) {
+        return key_error("shared key", "OpenSSL failed");
+    }
+    k->pkey = _k->pkey;
+    wire::sig_alg alg{};
+    auto p = prepare(std::move(k), "shared key", role::verify, alg);
+    if (!p) {
+        return p.err();
+    }
+    return sig_verifier(std::move(p.value()), alg);
 }
 
 result<sig_verifier> sig_verifier::from_pem_file(const std::string& path)

@@ -55,6 +55,9 @@ class sig_verifier {
 public:
     static result<sig_verifier> from_pem_file(const std::string& path);
     static result<sig_verifier> from_pem(std::string_view pem, std::string_view what = "PEM text");
+    /// Another verifier of the same public key without parsing it again: the key is shared
+    /// (reference-counted, read only), the operation contexts are its own.
+    result<sig_verifier> share() const;
     sig_verifier(sig_verifier&&) noexcept;
     sig_verifier& operator=(sig_verifier&&) noexcept;
     ~sig_verifier();

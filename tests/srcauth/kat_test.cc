@@ -97,6 +97,31 @@ TEST(srcauth_kat, Sha256BurstMatchesOpenSsl)
     }
 }
 
+// Every burst size from 1 to 2 * max_burst + 2 (partly filled lane sets, chunk boundaries), message
+// lengths cycling through `lengths` from a different start in each burst, and empty messages given
+// as a null pointer (what an empty vector's data() is). Regression: sha256_burst handed ipsec-mb a
+// null src for those; its checked submit (builds without NDEBUG, e.g. the ASan build) refused the
+// job, so 48 of 51 messages were hashed there while the release build hashed all.
+TEST(srcauth_kat, Sha256BurstEverySizeAndNullEmptyMessages)
+{
+    crypto::engine e = new_engine();
+    for (size_t n = 1; n <= 2 * max_burst + 2; ++n) {
+        std::vector<bytes> msgs;
+        for (size_t i = 0; i < n; ++i) {
+            msgs.push_back(random_bytes(lengths[(i + n) % lengths.size()]));
+        }
+        std::vector<bytes> out(n, bytes(32));
+        std::vector<crypto::sha256_op> ops;
+        for (size_t i = 0; i < n; ++i) {
+            ops.push_back({msgs[i].empty() ? nullptr : msgs[i].data(), uint32_t(msgs[i].size()), out[i].data()});
+        }
+        ASSERT_EQ(crypto::sha256_burst(e, ops), n) << n << " messages";
+        for (size_t i = 0; i < n; ++i) {
+            ASSERT_EQ(out[i], openssl_sha256(msgs[i])) << n << " messages, #" << i << ", length " << msgs[i].size();
+        }
+    }
+}
+
 TEST(srcauth_kat, HmacSha256Rfc4231Case2AndOpenSsl)
 {
     crypto::engine e = new_engine();
@@ -257,6 +282,19 @@ TEST_P(srcauth_sig, OurSignaturesVerifyWithOpenSslAndTheirsWithUs)
         theirs[0] ^= 0;
         EXPECT_FALSE(v->verify_digest(std::span<const uint8_t, 32>(d2.data(), 32), std::span<const uint8_t, 64>(theirs.data(), 64)));
     }
+    // share(): the same key without parsing it again, usable after the original is gone.
+    auto shared = v->share();
+    ASSERT_TRUE(shared.ok());
+    EXPECT_EQ(shared->alg(), v->alg());
+    EXPECT_EQ(shared->key_id(), v->key_id());
+    { auto gone = std::move(v.value()); }
+    const bytes d = openssl_sha256(random_bytes(64));
+    const std::span<const uint8_t, 32> dv(d.data(), 32);
+    std::array<uint8_t, 64> sig{};
+    ASSERT_TRUE(s->sign_digest(dv, sig));
+    EXPECT_TRUE(shared->verify_digest(dv, sig));
+    sig[5] ^= 0x20;
+    EXPECT_FALSE(shared->verify_digest(dv, sig));
     EVP_PKEY_free(ref);
 }
 
