@@ -158,6 +158,7 @@ int worker_main(void* arg)
     }
     detail::reasm_expire(lc, true); // incomplete datagrams never complete now
     if (lc.auth != nullptr) {
+        detail::srcauth_finish_signing(lc, *lc.state->load(std::memory_order_acquire));
         detail::srcauth_flush(lc); // held packets never get their key or manifest now
     }
     rte_rcu_qsbr_thread_offline(lc.qsbr, lc.index);
