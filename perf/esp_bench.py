@@ -103,7 +103,11 @@ def git_state():
 
 def find_worker(pid, lcore, proc=None, timeout=30.0):
     """/proc path of the thread DPDK runs lcore `lcore` on (named rte-worker-N)."""
-    name = "rte-worker-%d" % lcore
+    return find_thread(pid, "rte-worker-%d" % lcore, proc, timeout)
+
+
+def find_thread(pid, name, proc=None, timeout=30.0):
+    """/proc path of the thread of process `pid` named `name`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for d in glob.glob("/proc/%d/task/*" % pid):

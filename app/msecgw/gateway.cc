@@ -136,6 +136,16 @@ result<void> gateway::start_workers()
     if (auto r = _sas->apply(_cfg); !r) {
         return r.err();
     }
+    const bool signer = std::any_of(_cfg.source_auth.begin(), _cfg.source_auth.end(), [](const auto& b) {
+        return b->mode == config::source_auth_mode::manifest && !b->signing_key.empty() && !b->sign_on_worker;
+    });
+    if (signer) {
+        auto s = dataplane::manifest_signer::create(static_cast<uint16_t>(_workers.size()));
+        if (!s) {
+            return s.err();
+        }
+        _signer = std::move(s.value());
+    }
     for (auto& lc : _workers) {
         auto e = crypto::engine::create();
         if (!e) {
@@ -153,6 +163,9 @@ result<void> gateway::start_workers()
             }
             _auth.push_back(std::move(a.value()));
             lc->auth = _auth.back().get();
+            if (_signer) {
+                lc->auth->signing = &_signer->lane(lc->index);
+            }
         }
         lc->engine = _engines.back().get();
         lc->replay = _replay.back().get();
@@ -227,6 +240,9 @@ void gateway::bind_workers()
 
 result<void> gateway::launch()
 {
+    if (_signer) {
+        _signer->start(); // before the workers, stopped after them
+    }
     for (auto& lc : _workers) {
         if (lc->n_bindings == 0) {
             continue;
@@ -244,6 +260,9 @@ void gateway::stop_and_wait()
 {
     _stop.store(true, std::memory_order_relaxed);
     rte_eal_mp_wait_lcore();
+    if (_signer) {
+        _signer->stop();
+    }
     _launched = false;
 }
 

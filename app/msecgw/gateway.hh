@@ -72,6 +72,7 @@ private:
     std::vector<std::unique_ptr<replay::replay_table>> _replay;  ///< one per worker
     std::vector<std::unique_ptr<frag::reasm_table>> _reasm;      ///< one per worker
     std::vector<std::unique_ptr<dataplane::srcauth_lcore>> _auth; ///< one per worker, with source_auth
+    std::unique_ptr<dataplane::manifest_signer> _signer;          ///< with manifests signed off the workers
     std::atomic<bool> _stop{false};
     bool _launched = false;
 };

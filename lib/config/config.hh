@@ -106,6 +106,7 @@ struct source_auth_cfg {
     uint32_t manifest_packets = 64;        ///< N: digests per manifest
     uint32_t manifest_max_age_ms = 20;     ///< T: a manifest goes out at the latest this long after its first packet
     bool best_effort = false;              ///< verifier: release at timeout instead of drop
+    bool sign_on_worker = false;           ///< sender: manifests signed by the worker, not the signing thread
     // sender / verifier
     std::string signing_key;               ///< sender: PEM private key (Ed25519 or ECDSA P-256)
     int signing_key_line = 0;

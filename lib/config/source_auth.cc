@@ -17,7 +17,7 @@ struct mode_keys {
 const mode_keys only_for[] = {
     {source_auth_mode::tesla,
      {"interval_ms", "disclosure_delay", "clock_offset_bound_ms", "chain_length", "bootstrap_period_ms"}},
-    {source_auth_mode::manifest, {"manifest_packets", "manifest_max_age_ms", "best_effort"}},
+    {source_auth_mode::manifest, {"manifest_packets", "manifest_max_age_ms", "best_effort", "manifest_signer"}},
 };
 
 result<std::string> readable_file(const at& a)
@@ -97,6 +97,13 @@ result<void> parse_numbers(const at& a, source_auth_cfg& sa)
         }
         sa.best_effort = *b == "true";
     }
+    if (a.node["manifest_signer"]) {
+        auto b = one_of(a.child(a.node["manifest_signer"], "manifest_signer"), {"thread", "worker"});
+        if (!b) {
+            return b.err();
+        }
+        sa.sign_on_worker = *b == "worker";
+    }
     return {};
 }
 
@@ -106,7 +113,7 @@ result<std::shared_ptr<source_auth_cfg>> parse_source_auth(const at& a, auth_rol
 {
     if (auto r = only_keys(a, {"mode", "interval_ms", "disclosure_delay", "clock_offset_bound_ms", "chain_length",
                                "bootstrap_period_ms", "manifest_packets", "manifest_max_age_ms", "best_effort",
-                               "signing_key", "trust", "hold_packets", "hold_timeout_ms"});
+                               "manifest_signer", "signing_key", "trust", "hold_packets", "hold_timeout_ms"});
         !r) {
         return r.err();
     }
@@ -166,6 +173,10 @@ result<std::shared_ptr<source_auth_cfg>> parse_source_auth(const at& a, auth_rol
         if (role == auth_role::sender && a.node[k]) {
             return a.child(a.node[k], k).fail(errc::config_bad_value, "only verifiers (inbound) hold packets");
         }
+    }
+    if (role == auth_role::verifier && a.node["manifest_signer"]) {
+        return a.child(a.node["manifest_signer"], "manifest_signer")
+            .fail(errc::config_bad_value, "only senders (outbound) sign manifests");
     }
     return sa;
 }

@@ -177,6 +177,13 @@ uint32_t gmac_burst(engine& e, std::span<const gmac_op> ops, std::span<uint8_t> 
             continue;
         }
         const gcm_key_data* k = key_data(*op.key);
+        if (op.head_len == 0 || op.body_len == 0 || op.head + op.head_len == op.body) { // one contiguous message
+            const uint8_t* msg = op.head_len != 0 ? op.head : op.body;
+            imb::gmac128_one_call(m, k, &ctx, op.iv, msg, uint64_t(op.head_len) + op.body_len, op.tag, gmac_tag_len);
+            ok[i] = 1;
+            ++good;
+            continue;
+        }
         imb::gmac128_init(m, k, &ctx, op.iv, gmac_iv_len);
         if (op.head_len != 0) {
             imb::gmac128_update(m, k, &ctx, op.head, op.head_len);
@@ -189,6 +196,35 @@ uint32_t gmac_burst(engine& e, std::span<const gmac_op> ops, std::span<uint8_t> 
         ++good;
     }
     return good;
+}
+
+uint32_t job_mac_burst(engine& e, job_mac kind, const gcm_key& gk, std::span<const uint8_t, 32> poly_key,
+                       std::span<const gmac_op> ops)
+{
+    if (gk.arch != e.arch_id() || gk.alg != aead::aes_128_gcm) {
+        return 0;
+    }
+    const gcm_key_data* k = key_data(gk);
+    return run_chunked(
+        e, ops,
+        [&](IMB_JOB* j, const gmac_op& op, uint32_t i) {
+            if (op.tag == nullptr || op.body == nullptr || op.body_len == 0) {
+                return false;
+            }
+            fill_hash_job(j, op.body, op.body_len, op.tag, uint16_t(i));
+            j->auth_tag_output_len_in_bytes = gmac_tag_len;
+            if (kind == job_mac::aes128_gmac) {
+                j->hash_alg = IMB_AUTH_AES_GMAC_128;
+                j->u.GMAC._key = k;
+                j->u.GMAC._iv = op.iv;
+                j->u.GMAC.iv_len_in_bytes = gmac_iv_len;
+            } else {
+                j->hash_alg = IMB_AUTH_POLY1305;
+                j->u.POLY1305._key = poly_key.data();
+            }
+            return true;
+        },
+        [](const gmac_op&, uint32_t) {});
 }
 
 } // namespace msecgw::crypto

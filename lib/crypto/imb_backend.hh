@@ -141,6 +141,15 @@ inline void gmac128_finalize(IMB_MGR* m, const gcm_key_data* key, gcm_context_da
     IMB_AES128_GMAC_FINALIZE(m, key, ctx, tag, tag_len);
 }
 
+/// AES-128-GMAC of one contiguous message in one call: GCM encryption of an empty plaintext with
+/// the message as AAD (SP 800-38D defines GMAC so). Faster here than init/update/finalize: the
+/// one-call AAD hashing of the VAES code path runs 16 blocks at a time.
+inline void gmac128_one_call(IMB_MGR* m, const gcm_key_data* key, gcm_context_data* ctx, const uint8_t* iv,
+                             const uint8_t* data, uint64_t len, uint8_t* tag, uint64_t tag_len)
+{
+    IMB_AES128_GCM_ENC(m, key, ctx, nullptr, nullptr, 0, iv, data, len, tag, tag_len);
+}
+
 inline int last_error(IMB_MGR* m)
 {
     return imb_get_errno(m);

@@ -91,8 +91,13 @@ inline constexpr uint8_t auth_none = 0, auth_data = 1, auth_control = 2;
 /// Returns true if any packet is untagged.
 bool stage_tag(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte_mbuf** pkts, uint8_t* untagged);
 
-/// Every sender's control messages that are due (srcauth_tick).
+/// Every sender's control messages that are due, and manifests back from the signing thread
+/// (srcauth_tick).
 void srcauth_send_control(lcore_ctx& lc, const dp_state& st);
+
+/// Worker exit, before srcauth_flush: waits (at most ~1 s) for the manifests the signing thread
+/// still has, and sends them, so that the verifiers can settle the packets they cover.
+void srcauth_finish_signing(lcore_ctx& lc, const dp_state& st);
 
 /// Inbound, after a verified open of a packet whose ESP next header is 253: checks the header and
 /// the sender's binding to the source, strips outer + ESP (keeping the tag) and parses the inner

@@ -31,6 +31,8 @@ struct alignas(64) lcore_stats {
     std::array<uint64_t, drop_reason_count> drops{};
     uint64_t busy_polls = 0;                    ///< polls that received packets
     uint64_t idle_polls = 0;
+    uint64_t busy_cycles = 0;                   ///< TSC cycles spent in polls that received packets
+    uint64_t idle_cycles = 0;                   ///< TSC cycles spent in the other polls
 };
 
 } // namespace msecgw::dataplane

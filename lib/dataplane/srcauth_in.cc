@@ -63,7 +63,7 @@ bool release(rte_mbuf* m, const held_info& h)
 srcauth::packet_view view_of(rte_mbuf* m)
 {
     const held_info h = held_info::unpack(m->hash.usr);
-    const uint8_t* p = rte_pktmbuf_mtod(m, const uint8_t*) + h.l2_len;
+    uint8_t* p = rte_pktmbuf_mtod(m, uint8_t*) + h.l2_len;
     return {p, static_cast<uint32_t>(m->data_len - h.l2_len), m};
 }
 

@@ -1,5 +1,6 @@
 // Source authentication, sending side: tag the burst before sealing, and send each sender's
 // control messages (TESLA bootstrap and disclosures, manifests) as group ESP of their own.
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 
@@ -55,25 +56,32 @@ void learn_route(lcore_ctx& lc, const rx_binding& b, auth_sender& snd, rte_mbuf*
     r.known = true;
 }
 
-/// Builds one control message of at most `max_len` bytes as group ESP in a new mbuf: `write`
-/// fills the payload and returns its length (0: nothing to send). Queues its GCM op.
+/// A control message framed as group ESP in its own mbuf, not numbered or sealed yet.
+struct control_frame {
+    rte_mbuf* m = nullptr;
+    uint8_t* payload = nullptr;
+    size_t len = 0;
+    uint8_t* esph = nullptr;
+    uint32_t cipher_len = 0;
+};
+
+/// Frames one control message of at most the mbuf's room: `write` fills the payload and returns
+/// its length (0: nothing to send, no mbuf kept).
 template <class Write>
-rte_mbuf* build_control(lcore_ctx& lc, const auth_route& r, sa::out_sa& sa, crypto::gcm_op& op, Write&& write)
+bool frame_control(lcore_ctx& lc, const auth_route& r, Write&& write, control_frame& f)
 {
     rte_mbuf* m = rte_pktmbuf_alloc(lc.pool);
     if (m == nullptr) {
-        return nullptr;
+        return false;
     }
     const uint16_t outer_len = r.family == 4 ? esp::ipv4_hdr_len : esp::ipv6_hdr_len;
     const uint16_t head = static_cast<uint16_t>(r.l3_off + outer_len + esp::esp_hdr_len + esp::iv_len);
     uint8_t* front = rte_pktmbuf_mtod(m, uint8_t*);
     const uint16_t room = rte_pktmbuf_tailroom(m);
     const size_t len = write(std::span<uint8_t>(front + head, room - head - 3 - 2 - esp::icv_len));
-    uint64_t ctr = 0;
-    drop_reason why{};
-    if (len == 0 || !next_counter(sa, lc.index, ctr, why)) {
+    if (len == 0) {
         rte_pktmbuf_free(m);
-        return nullptr;
+        return false;
     }
     const esp::outb_layout lay = esp::layout_for(r.family, static_cast<uint16_t>(len));
     const auto total = static_cast<uint16_t>(r.l3_off + lay.outer_total);
@@ -85,12 +93,82 @@ rte_mbuf* build_control(lcore_ctx& lc, const auth_route& r, sa::out_sa& sa, cryp
     } else {
         esp::write_outer_v6(outer, r.ip.data(), lay.outer_total);
     }
-    uint8_t* esph = outer + lay.outer_len;
-    esp::write_esp_header(esph, sa.spi, static_cast<uint32_t>(ctr + 1), sa.iv(lc.index, ctr));
     uint8_t* payload = front + head;
     esp::write_trailer(payload + len, lay.pad_len, srcauth::wire::esp_next_header);
-    op = crypto::gcm_op{&sa.key, payload, lay.cipher_len, esph + esp::esp_hdr_len, esph, payload + lay.cipher_len};
-    return m;
+    f = control_frame{m, payload, len, outer + lay.outer_len, lay.cipher_len};
+    return true;
+}
+
+/// Gives a framed control message its ESP sequence number and IV on `sa`, and its GCM op.
+bool number_control(lcore_ctx& lc, sa::out_sa& sa, uint8_t* esph, uint8_t* payload, uint32_t cipher_len,
+                    crypto::gcm_op& op)
+{
+    uint64_t ctr = 0;
+    drop_reason why{};
+    if (!next_counter(sa, lc.index, ctr, why)) {
+        return false;
+    }
+    esp::write_esp_header(esph, sa.spi, static_cast<uint32_t>(ctr + 1), sa.iv(lc.index, ctr));
+    op = crypto::gcm_op{&sa.key, payload, cipher_len, esph + esp::esp_hdr_len, esph, payload + cipher_len};
+    return true;
+}
+
+/// The SA a sender's control messages go out on now, or null (no data yet, SA gone or stopped:
+/// the next data packet teaches the new one).
+sa::out_sa* control_sa(const dp_state& st, const auth_route& r)
+{
+    if (!r.known || r.sa_index >= st.out_sas.size() || st.out_sas[r.sa_index]->uid != r.sa_uid) {
+        return nullptr;
+    }
+    sa::out_sa* sa = st.out_sas[r.sa_index].get();
+    if (sa->stopped.load(std::memory_order_relaxed) != 0 || sa->expired.load(std::memory_order_relaxed) != 0) {
+        return nullptr;
+    }
+    return sa;
+}
+
+/// Seals msgs[0..n) (their ops) and sends those sealed on binding `b`.
+void seal_and_send(lcore_ctx& lc, const rx_binding& b, rte_mbuf** msgs, crypto::gcm_op* ops, uint16_t n)
+{
+    std::array<uint8_t, max_control> ok{};
+    crypto::seal_burst(*lc.engine, {ops, n}, {ok.data(), n});
+    uint16_t sent = 0;
+    for (uint16_t k = 0; k < n; ++k) {
+        if (ok[k] != 0) {
+            msgs[sent++] = msgs[k];
+        } else {
+            rte_pktmbuf_free(msgs[k]);
+        }
+    }
+    const uint16_t tx = rte_eth_tx_burst(b.tx_port, b.tx_queue, msgs, sent);
+    if (tx < sent) {
+        rte_pktmbuf_free_bulk(msgs + tx, sent - tx);
+    }
+    lc.stats.tx_pkts[b.tx_port] += tx;
+    lc.stats.auth_control_sent += tx;
+}
+
+/// Hands the sender's due manifests, unsigned, to the signing thread (srcauth_signer.hh). A lane
+/// with no free job leaves them pending for a later round.
+void hand_over_manifests(lcore_ctx& lc, const auth_route& r, auth_sender& snd)
+{
+    sign_lane& l = *lc.auth->signing;
+    const srcauth::wire::sig_alg alg = snd.signer.alg();
+    while (l.in_flight < sign_lane::depth - 1 && snd.manifest->manifest_due(lc.auth->now_ns)) {
+        control_frame f;
+        if (!frame_control(
+                lc, r, [&](std::span<uint8_t> out) { return snd.manifest->write_unsigned_manifest(out, alg); }, f)) {
+            return;
+        }
+        sign_job& j = l.jobs[l.next];
+        j = sign_job{f.m, &snd, f.payload, static_cast<uint32_t>(f.len), f.esph, f.cipher_len, 0};
+        if (rte_ring_sp_enqueue(l.to_sign, &j) != 0) { // cannot happen: fewer jobs than ring slots
+            rte_pktmbuf_free(f.m);
+            return;
+        }
+        l.next = (l.next + 1) % sign_lane::depth;
+        ++l.in_flight;
+    }
 }
 
 /// Sends what the sender of `slot` owes now: a TESLA bootstrap (first, then every period) and a
@@ -98,11 +176,8 @@ rte_mbuf* build_control(lcore_ctx& lc, const auth_route& r, sa::out_sa& sa, cryp
 void emit_control(lcore_ctx& lc, const dp_state& st, auth_sender& snd)
 {
     const auth_route& r = snd.route;
-    if (!r.known || r.sa_index >= st.out_sas.size() || st.out_sas[r.sa_index]->uid != r.sa_uid) {
-        return; // no data yet, or its SA is gone: the next data packet teaches the new one
-    }
-    sa::out_sa& sa = *st.out_sas[r.sa_index];
-    if (sa.stopped.load(std::memory_order_relaxed) != 0 || sa.expired.load(std::memory_order_relaxed) != 0) {
+    sa::out_sa* sa = control_sa(st, r);
+    if (sa == nullptr) {
         return;
     }
     const srcauth_lcore& a = *lc.auth;
@@ -111,9 +186,12 @@ void emit_control(lcore_ctx& lc, const dp_state& st, auth_sender& snd)
     std::array<crypto::gcm_op, max_control> ops;
     uint16_t n = 0;
     auto add = [&](auto&& write) {
-        if (n < max_control) {
-            if (rte_mbuf* m = build_control(lc, r, sa, ops[n], write)) {
-                msgs[n++] = m;
+        control_frame f;
+        if (n < max_control && frame_control(lc, r, write, f)) {
+            if (number_control(lc, *sa, f.esph, f.payload, f.cipher_len, ops[n])) {
+                msgs[n++] = f.m;
+            } else {
+                rte_pktmbuf_free(f.m);
             }
         }
     };
@@ -127,6 +205,8 @@ void emit_control(lcore_ctx& lc, const dp_state& st, auth_sender& snd)
             snd.disclosed_interval = i;
             add([&](std::span<uint8_t> out) { return snd.tesla->write_disclosure(e, a.now_ns, out); });
         }
+    } else if (snd.manifest && a.signing != nullptr && !snd.sign_on_worker) {
+        hand_over_manifests(lc, r, snd);
     } else if (snd.manifest) {
         while (n < max_control && snd.manifest->manifest_due(a.now_ns)) {
             const uint16_t before = n;
@@ -136,26 +216,32 @@ void emit_control(lcore_ctx& lc, const dp_state& st, auth_sender& snd)
             }
         }
     }
-    if (n == 0) {
+    if (n != 0) {
+        seal_and_send(lc, lc.bindings[r.binding], msgs.data(), ops.data(), n);
+    }
+}
+
+/// Manifests back from the signing thread: numbered, sealed and sent on their sender's route now.
+void send_signed(lcore_ctx& lc, const dp_state& st)
+{
+    sign_lane* l = lc.auth->signing;
+    if (l == nullptr || l->in_flight == 0) {
         return;
     }
-    std::array<uint8_t, max_control> ok{};
-    crypto::seal_burst(e, {ops.data(), n}, {ok.data(), n});
-    const rx_binding& b = lc.bindings[r.binding];
-    uint16_t sent = 0;
-    for (uint16_t k = 0; k < n; ++k) {
-        if (ok[k] != 0) {
-            msgs[sent++] = msgs[k];
-        } else {
-            rte_pktmbuf_free(msgs[k]);
+    std::array<void*, max_control> got;
+    const unsigned n = rte_ring_sc_dequeue_burst(l->signed_back, got.data(), max_control, nullptr);
+    for (unsigned k = 0; k < n; ++k) {
+        sign_job& j = *static_cast<sign_job*>(got[k]);
+        --l->in_flight;
+        const auth_route& r = j.snd->route;
+        sa::out_sa* sa = control_sa(st, r);
+        crypto::gcm_op op;
+        if (j.ok == 0 || sa == nullptr || !number_control(lc, *sa, j.esph, j.manifest, j.cipher_len, op)) {
+            rte_pktmbuf_free(j.m);
+            continue;
         }
+        seal_and_send(lc, lc.bindings[r.binding], &j.m, &op, 1);
     }
-    const uint16_t tx = rte_eth_tx_burst(b.tx_port, b.tx_queue, msgs.data(), sent);
-    if (tx < sent) {
-        rte_pktmbuf_free_bulk(msgs.data() + tx, sent - tx);
-    }
-    lc.stats.tx_pkts[b.tx_port] += tx;
-    lc.stats.auth_control_sent += tx;
 }
 
 } // namespace
@@ -185,10 +271,24 @@ bool stage_tag(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte_mbuf*
 
 void srcauth_send_control(lcore_ctx& lc, const dp_state& st)
 {
+    send_signed(lc, st);
     for (auto& snd : lc.auth->senders) {
         if (snd) {
             emit_control(lc, st, *snd);
         }
+    }
+}
+
+} // namespace msecgw::dataplane::detail
+
+namespace msecgw::dataplane::detail {
+
+void srcauth_finish_signing(lcore_ctx& lc, const dp_state& st)
+{
+    const sign_lane* l = lc.auth->signing;
+    for (int waited = 0; l != nullptr && l->in_flight != 0 && waited < 2000; ++waited) { // at most ~1 s
+        send_signed(lc, st);
+        rte_delay_us_sleep(500);
     }
 }
 

@@ -49,6 +49,7 @@ result<std::unique_ptr<auth_sender>> make_sender(const config::gateway_cfg& cfg,
             return key_error(cfg, b.line, b.where, m.err());
         }
         s->manifest.emplace(std::move(m.value()));
+        s->sign_on_worker = b.sign_on_worker;
         break;
     }
     case config::source_auth_mode::sign: {

@@ -26,6 +26,7 @@
 #include "srcauth/manifest.hh"
 #include "srcauth/signed.hh"
 #include "srcauth/tesla.hh"
+#include "srcauth_signer.hh"
 
 namespace msecgw::dataplane {
 
@@ -58,6 +59,7 @@ struct auth_sender {
     uint64_t next_bootstrap_ns = 0;  ///< 0: none sent yet
     uint32_t disclosed_interval = 0; ///< interval of the last stand-alone disclosure
     auth_route route;
+    bool sign_on_worker = false;     ///< manifests: signed here, not by the signing thread
 
     uint16_t header_len() const;
     uint16_t trailer_len() const { return mode == config::source_auth_mode::sign ? srcauth::wire::sig_len : 0; }
@@ -85,6 +87,7 @@ struct srcauth_lcore {
     std::vector<std::unique_ptr<auth_sender>> senders;     ///< by slot; null: no sender here
     std::vector<std::unique_ptr<auth_verifier>> verifiers; ///< by slot; null: no verifier here
     uint64_t now_ns = 0;                                   ///< CLOCK_REALTIME, once per poll round
+    sign_lane* signing = nullptr;                          ///< to the manifest signing thread (null: none)
     // per-burst scratch
     std::array<srcauth::tag_job, max_burst> jobs;
     std::array<uint16_t, max_burst> job_slot;

@@ -1,5 +1,6 @@
 #include "worker.hh"
 
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
@@ -95,6 +96,7 @@ constexpr int drain_max_polls = 4096; ///< bound on the drain after stop, for en
 /// Polls every binding once under one snapshot; returns the number of packets received.
 uint32_t poll_once(lcore_ctx& lc, rte_mbuf** pkts)
 {
+    const uint64_t start = rte_rdtsc();
     const dp_state* st = lc.state->load(std::memory_order_acquire);
     if (lc.auth != nullptr) {
         lc.auth->now_ns = realtime_ns(); // source authentication's clock for this round
@@ -116,6 +118,7 @@ uint32_t poll_once(lcore_ctx& lc, rte_mbuf** pkts)
         detail::srcauth_tick(lc, *st); // control messages due, held packets decided
     }
     rte_rcu_qsbr_quiescent(lc.qsbr, lc.index);
+    (total != 0 ? lc.stats.busy_cycles : lc.stats.idle_cycles) += rte_rdtsc() - start;
     return total;
 }
 
@@ -155,6 +158,7 @@ int worker_main(void* arg)
     }
     detail::reasm_expire(lc, true); // incomplete datagrams never complete now
     if (lc.auth != nullptr) {
+        detail::srcauth_finish_signing(lc, *lc.state->load(std::memory_order_acquire));
         detail::srcauth_flush(lc); // held packets never get their key or manifest now
     }
     rte_rcu_qsbr_thread_offline(lc.qsbr, lc.index);

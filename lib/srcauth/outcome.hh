@@ -46,8 +46,10 @@ struct decision {
 
 /// A packet as the verifier and sender see it: `data` points at the source-authentication header,
 /// `len` covers header, inner packet and (signed_data) trailer. `handle` is the caller's (an mbuf).
+/// The TESLA verifier may rewrite header bytes while it checks a MAC; it restores them before the
+/// packet is settled (see mac_slide in tesla.cc), so a released packet is unchanged.
 struct packet_view {
-    const uint8_t* data;
+    uint8_t* data;
     uint32_t len;
     void* handle;
 };

@@ -18,6 +18,15 @@ void make_iv(const uint8_t* hdr, uint8_t* iv)
     std::memcpy(iv, hdr + off_sender, 12);
 }
 
+/// The MAC covers header[0..td_mac) || inner, with the MAC field between them. For ipsec-mb's
+/// one-call GMAC (faster than its update calls) the covered header bytes are slid up against the
+/// inner packet (to header[mac_shift..tesla_data_len)) while the MAC is computed, then slid back.
+constexpr size_t mac_shift = tesla_data_len - td_mac;
+static_assert(mac_shift == mac_len && td_mac % 16 == 0);
+
+void mac_slide_in(uint8_t* h) { std::memmove(h + mac_shift, h, td_mac); }
+void mac_slide_out(uint8_t* h) { std::memmove(h, h + mac_shift, td_mac); }
+
 /// SHA-256 of the signed part of a control message (ipsec-mb, direct call).
 std::array<uint8_t, signed_digest_len> digest_of(crypto::engine& e, const uint8_t* p, size_t n)
 {
@@ -98,6 +107,7 @@ uint32_t tesla_sender::tag_burst(crypto::engine& e, std::span<const tag_job> job
     }
     std::array<crypto::gmac_op, max_burst> ops;
     std::array<std::array<uint8_t, crypto::gmac_iv_len>, max_burst> ivs;
+    std::array<std::array<uint8_t, mac_len>, max_burst> tags;
     std::array<uint8_t, max_burst> ok;
     uint32_t tagged = 0;
     for (size_t base = 0; base < jobs.size(); base += max_burst) {
@@ -111,10 +121,16 @@ uint32_t tesla_sender::tag_burst(crypto::engine& e, std::span<const tag_job> job
             std::memset(h + td_reserved, 0, 8);
             std::memcpy(h + td_key, _disclosed.data(), key_len);
             make_iv(h, ivs[k].data());
-            ops[k] = crypto::gmac_op{&_mac_key, ivs[k].data(), h, uint32_t(td_mac), h + tesla_data_len, j.inner_len,
-                                     h + td_mac};
+            mac_slide_in(h);
+            ops[k] = crypto::gmac_op{&_mac_key,          ivs[k].data(), h + mac_shift, uint32_t(td_mac),
+                                     h + tesla_data_len, j.inner_len,   tags[k].data()};
         }
         tagged += crypto::gmac_burst(e, std::span(ops.data(), n), std::span(ok.data(), n));
+        for (size_t k = 0; k < n; ++k) {
+            uint8_t* h = jobs[base + k].hdr;
+            mac_slide_out(h);
+            std::memcpy(h + td_mac, tags[k].data(), mac_len);
+        }
     }
     return tagged;
 }
@@ -199,6 +215,7 @@ struct tesla_verifier::scratch {
     std::array<held_packet*, max_burst> held{};
     std::array<std::array<uint8_t, crypto::gmac_iv_len>, max_burst> ivs{};
     std::array<std::array<uint8_t, mac_len>, max_burst> tags{};
+    std::array<std::array<uint8_t, mac_len>, max_burst> macs{}; ///< the packets' MAC fields
     std::array<uint8_t, max_burst> ok{};
     ~scratch()
     {
@@ -362,7 +379,8 @@ void tesla_verifier::settle_known(crypto::engine& e, sender_state& s)
     auto flush = [&] {
         crypto::gmac_burst(e, std::span(sc.ops.data(), n), std::span(sc.ok.data(), n));
         for (uint32_t k = 0; k < n; ++k) {
-            const bool good = sc.ok[k] && CRYPTO_memcmp(sc.tags[k].data(), sc.held[k]->pkt.data + td_mac, mac_len) == 0;
+            mac_slide_out(sc.held[k]->pkt.data);
+            const bool good = sc.ok[k] && CRYPTO_memcmp(sc.tags[k].data(), sc.macs[k].data(), mac_len) == 0;
             finish(s, *sc.held[k], good ? verdict::release : verdict::drop, good ? reason::none : reason::forged);
         }
         n = 0;
@@ -405,8 +423,11 @@ void tesla_verifier::settle_known(crypto::engine& e, sender_state& s)
         }
         make_iv(h.pkt.data, sc.ivs[n].data());
         const uint32_t inner = h.pkt.len - uint32_t(tesla_data_len);
-        sc.ops[n] = crypto::gmac_op{key, sc.ivs[n].data(), h.pkt.data, uint32_t(td_mac), h.pkt.data + tesla_data_len, inner,
-                                    sc.tags[n].data()};
+        uint8_t* mac = sc.macs[n].data();
+        std::memcpy(mac, h.pkt.data + td_mac, mac_len); // the slide overwrites the MAC field
+        mac_slide_in(h.pkt.data);
+        sc.ops[n] = crypto::gmac_op{key,          sc.ivs[n].data(), h.pkt.data + mac_shift, uint32_t(td_mac),
+                                    h.pkt.data + tesla_data_len, inner, sc.tags[n].data()};
         sc.held[n++] = &h;
     });
     flush();

@@ -93,7 +93,8 @@ std::string to_json(const totals& t)
         }
         o << (i ? ",\n    " : "\n    ") << "{\"lcore\": " << id << ", \"rx_packets\": " << rx
           << ", \"bypassed\": " << st.bypassed << ", \"drops_total\": " << drops
-          << ", \"busy_polls\": " << st.busy_polls << ", \"idle_polls\": " << st.idle_polls << "}";
+          << ", \"busy_polls\": " << st.busy_polls << ", \"idle_polls\": " << st.idle_polls
+          << ", \"busy_cycles\": " << st.busy_cycles << ", \"idle_cycles\": " << st.idle_cycles << "}";
     }
     o << "\n  ]\n}\n";
     return o.str();

@@ -694,6 +694,15 @@ TEST(config, source_auth_blocks)
     EXPECT_EQ(m.hold_packets, 1024u);
     EXPECT_FALSE(c->find_sa("plain")->source_auth);
     EXPECT_EQ(to_string(source_auth_mode::manifest), "manifest");
+    EXPECT_FALSE(m.sign_on_worker); // default: the signing thread
+
+    const std::string out = std::string("sas:\n  - {name: o, dir: out, spi: 0x1001, aead: aes-128-gcm, key: \"") +
+                            key128 + "\",\n     source_auth: {mode: manifest, signing_key: " + pem;
+    auto w = load_string(base(out + ", manifest_signer: worker}}\n"), "c.yaml");
+    ASSERT_TRUE(w.ok()) << w.err().detail;
+    EXPECT_TRUE(w->find_sa("o")->source_auth->sign_on_worker);
+    expect_error(base(out + ", manifest_signer: gpu}}\n"), errc::config_bad_value, 7, "sas[0].source_auth.manifest_signer",
+                 "thread");
     std::remove(pem);
 }
 

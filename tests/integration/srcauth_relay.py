@@ -50,6 +50,7 @@ def main():
     aead, salt = AESGCM(key[:16]), key[16:]
     rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     rx.bind((a.iface_in, 0))
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)  # bursts while this process waits for a CPU
     tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     tx.bind((a.iface_out, 0))
     state = {"forwarded": 0, "dropped": []}

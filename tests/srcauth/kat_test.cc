@@ -173,6 +173,11 @@ TEST(srcauth_kat, GmacMatchesOpenSslAesGcmWithAadOnly)
         bytes whole = head;
         whole.insert(whole.end(), tail.begin(), tail.end());
         EXPECT_EQ(tag, openssl_gmac(key, iv, whole)) << "body " << body;
+        // head and body adjacent: the one-call path (GCM with the message as AAD), same tag
+        bytes flat(16);
+        const crypto::gmac_op one{&k, iv.data(), whole.data(), 48, whole.data() + 48, body, flat.data()};
+        ASSERT_EQ(crypto::gmac_burst(e, std::span(&one, 1), std::span(&ok, 1)), 1u);
+        EXPECT_EQ(flat, tag) << "one-call GMAC, body " << body;
         crypto::clear_gcm_key(k);
         EXPECT_EQ(crypto::gmac_burst(e, std::span(&op, 1), std::span(&ok, 1)), 0u) << "wiped key accepted";
     }
