@@ -55,6 +55,9 @@ host_addr() { # host, ifname, IPv4/len, IPv6/len
   in_ns "$1" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 "net.ipv4.conf.$2.rp_filter=0"
   in_ns "$1" ip route replace 10.0.0.0/8 dev "$2"
   in_ns "$1" ip -6 route replace fd00::/8 dev "$2"
+  # A veth hands a kernel UDP datagram on with its checksum still to be filled in (tx offload);
+  # across the gateways nobody fills it in, and the receivers' kernels would drop the datagram.
+  in_ns "$1" ethtool -K "$2" tx off >/dev/null
 }
 
 gw_running() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
@@ -66,10 +69,12 @@ start_gateway() { # name, iface of port 0, iface of port 1
   IFS=, read -r main worker <<<"$cpus"
   mkdir -p "$dir/state-$name"
   sed "s|@STATE@|$dir/state-$name|" "scripts/testbed/$name.yaml" >"$dir/$name.yaml"
-  rm -f "$dir/$name.sock"
+  rm -f "$dir/$name.sock" "$dir/$name.keylog"
   # Every gateway: main lcore on CPU $main, its one worker on CPU $worker (shared by all four;
   # idle_sleep_us in the configs lets them take turns at low rates).
-  in_ns "$name" "$bin" --no-huge -m 512 --no-pci --lcores "0@$main,1@$worker" --file-prefix "$P-$name" \
+  # Not through in_ns (a function would run in a subshell whose pid $! is): `ip netns exec` execs
+  # the gateway, so the pid file holds the gateway's pid (SIGHUP reloads, down stops it).
+  ip netns exec "$(ns "$name")" "$bin" --no-huge -m 512 --no-pci --lcores "0@$main,1@$worker" --file-prefix "$P-$name" \
     --log-level 'lib.*:warning' --vdev "net_af_packet0,iface=$2,framecnt=2048" \
     --vdev "net_af_packet1,iface=$3,framecnt=2048" -- --config "$dir/$name.yaml" \
     --cli-socket "$dir/$name.sock" --keylog "$dir/$name.keylog" --stats-json "$dir/$name.json" \
@@ -79,6 +84,7 @@ start_gateway() { # name, iface of port 0, iface of port 1
 
 up() {
   [ -x "$bin" ] || { echo "testbed: $bin not built (scripts/build.sh)" >&2; exit 1; }
+  command -v ethtool >/dev/null || { echo "testbed: needs ethtool (scripts/install-deps.sh)" >&2; exit 1; }
   mkdir -p "$dir"
   for n in sw "${gateways[@]}" "${hosts[@]}"; do
     ip netns list | grep -qx "$(ns "$n")\( .*\)\?" || ip netns add "$(ns "$n")"
@@ -114,12 +120,13 @@ up() {
   start_gateway gw-2 p0 p1
   start_gateway gw-b b0 b1
   for name in "${gateways[@]}"; do
-    for _ in $(seq 300); do
-      [ -S "$dir/$name.sock" ] && break
+    # up: its keylog is written (the gateway is built) and its CLI answers
+    for _ in $(seq 600); do
+      [ -s "$dir/$name.keylog" ] && "$cli" --socket "$dir/$name.sock" show stats >/dev/null 2>&1 && break
       gw_running "$name" || { echo "testbed: $name exited:" >&2; tail -20 "$dir/$name.log" >&2; exit 1; }
       sleep 0.1
     done
-    [ -S "$dir/$name.sock" ] || { echo "testbed: $name did not come up" >&2; exit 1; }
+    [ -s "$dir/$name.keylog" ] || { echo "testbed: $name did not come up" >&2; exit 1; }
   done
   echo "testbed $P up: gateways ${gateways[*]} (CLI sockets, logs, keylogs in $dir)"
 }
