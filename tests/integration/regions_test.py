@@ -34,7 +34,7 @@ MCAST = os.path.join(SRC, "scripts", "testbed", "mcast.py")
 sys.path.insert(0, os.path.join(SRC, "scripts", "testbed"))
 from mcast import datagram  # noqa: E402
 
-PREFIX = "rgit"
+PREFIX = f"rg{os.getpid()}"  # unique: parallel runs in other trees must not clash
 PY = "/usr/bin/python3"
 GROUPS = [("239.1.1.1", 5001, 4), ("ff1e::1:1", 5002, 6)]
 SENDER = {4: "10.1.0.1", 6: "fd00:a::1"}
