@@ -1,7 +1,9 @@
 #!/usr/bin/python3
-"""ESP data-plane rate of msecgw (outbound seal, inbound open) per worker core, as a ratio to this
-machine's limit L = 1 / (1/raw + 1/io), everything measured in the same run (issue [B],
-acceptance 5). Driven by perf/esp_bench.sh (which sets up hugepages); see perf/README.md.
+"""ESP data-plane rate of msecgw (outbound seal, inbound open, boundary re-encryption) per worker
+core, as a ratio to this machine's limit L = 1 / (1/raw + 1/io), everything measured in the same
+run (issue [B], acceptance 5). Boundary (`--dirs bnd`, issue [C] acceptance 4): open under one
+region's SA and seal under another's in one pass, against L2 = 1 / (1/raw decrypt + 1/raw encrypt
++ 1/io). Driven by perf/esp_bench.sh (which sets up hugepages); see perf/README.md.
 
   raw  dpdk-test-crypto-perf, AES-128-GCM AEAD, throughput test, one worker lcore, on a crypto
        vdev (crypto_aesni_gcm and crypto_aesni_mb are both measured; the faster one, per direction
@@ -73,7 +75,26 @@ policies:
   - {{dir: in, dst: 239.1.0.0/16, action: protect, sa: bench-in}}
 """
 
-DIRS = {"out": "outbound (clear -> ESP, seal)", "in": "inbound (ESP -> clear, open)"}
+BND_CONFIG = """# esp benchmark, boundary: port 0 protected in region leaf (net_pcap of ESP), port 1 protected
+# in region trunk (net_null): open under bench-in, seal again under bench-trunk in one pass
+state_dir: {state}
+regions: [leaf, trunk]
+ports:
+  - {{port: 0, side: protected, mtu: 1500, region: leaf}}
+  - {{port: 1, side: protected, mtu: 1500, region: trunk}}
+sas:
+  - {{name: bench-in, dir: in, spi: {spi}, aead: aes-128-gcm, key: "{key}", replay_window: 0, region: leaf}}
+  - {{name: bench-trunk, dir: out, spi: 0x00007001, aead: aes-128-gcm, key: "{trunk_key}", region: trunk}}
+policies:
+  - {{dir: in, region: leaf, dst: 239.1.0.0/16, action: protect, sa: bench-in}}
+  - {{dir: out, region: trunk, dst: 239.1.0.0/16, action: protect, sa: bench-trunk}}
+"""
+TRUNK_KEY = "0x202122232425262728292a2b2c2d2e2f30313233"
+
+DIRS = {"out": "outbound (clear -> ESP, seal)", "in": "inbound (ESP -> clear, open)",
+        "bnd": "boundary (ESP -> ESP, open + seal)"}
+# The crypto each direction does per packet: raw crypto-perf runs per operation.
+RAW_OPS = {"out": ("encrypt",), "in": ("decrypt",), "bnd": ("decrypt", "encrypt")}
 
 
 def esp_cipher_len(size):
@@ -175,8 +196,8 @@ class Bench:
     def config(self, d):
         path = os.path.join(self.work, "%s.yaml" % d)
         if not os.path.exists(path):
-            text = (OUT_CONFIG if d == "out" else IN_CONFIG).format(
-                state=os.path.join(self.work, "state_" + d), spi=SPI, key=KEY)
+            text = {"out": OUT_CONFIG, "in": IN_CONFIG, "bnd": BND_CONFIG}[d].format(
+                state=os.path.join(self.work, "state_" + d), spi=SPI, key=KEY, trunk_key=TRUNK_KEY)
             with open(path, "w") as f:
                 f.write(text)
         return path
@@ -256,6 +277,9 @@ class Bench:
             time.sleep(max(0.0, s[0][0] + k - time.monotonic()))
             s.append(sample())
         (t0, c0, r0, _), (t1, c1, r1, _) = s[0], s[-1]
+        if r1 == r0:
+            raise RuntimeError("the worker got no CPU time in the %d s window: the machine is too busy to measure"
+                               % self.a.window)
         return {
             "pps_cpu": (c1 - c0) / ((r1 - r0) / 1e9),
             "pps_wall": (c1 - c0) / (t1 - t0),
@@ -267,18 +291,19 @@ class Bench:
 
     # -------------------------------------------------------------- one crypto-perf run
 
-    def run_raw(self, dev, d, size):
-        """dpdk-test-crypto-perf AES-128-GCM on one worker lcore at the ESP-encrypted length."""
+    def run_raw(self, dev, d, size, op):
+        """dpdk-test-crypto-perf AES-128-GCM `op` (encrypt/decrypt) on one worker lcore at the
+        ESP-encrypted length."""
         length = size - 12  # issue [B]: frame - 12 B for IPv4
         ops = max(1_000_000, int(self.a.crypto_ops_scale * 1e9 / (length + 250)))
         prefix = self.prefix()
         cmd = [self.a.cryptoperf] + self.eal(prefix, ["%s0" % dev]) + [
             "--", "--ptest", "throughput", "--devtype", dev, "--optype", "aead", "--aead-algo", "aes-gcm",
-            "--aead-op", "encrypt" if d == "out" else "decrypt", "--aead-key-sz", "16", "--aead-iv-sz", "12",
+            "--aead-op", op, "--aead-key-sz", "16", "--aead-iv-sz", "12",
             "--aead-aad-sz", "8", "--digest-sz", "16", "--buffer-sz", str(length), "--burst-sz", "32",
             "--total-ops", str(ops), "--csv-friendly"]
         cmd = self.prio(cmd)
-        self.commands.setdefault("raw_%s_%s" % (dev, d), " ".join(cmd))
+        self.commands.setdefault("raw_%s_%s" % (dev, op), " ".join(cmd))
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 text=True)
         last = {}
@@ -307,7 +332,7 @@ class Bench:
         run, wait = last["v"]
         share = run / (run + wait)
         wall = float(r[7]) * 1e6
-        return {"kind": "raw", "dev": dev, "dir": d, "size": size, "length": length, "ops": int(r[4]),
+        return {"kind": "raw", "dev": dev, "op": op, "dir": d, "size": size, "length": length, "ops": int(r[4]),
                 "ops_wall": wall, "ops_cpu": wall / share, "cpu_share": share,
                 "cycles_per_op_reported": float(r[9]), "failed_enq": int(r[5]), "failed_deq": int(r[6])}
 
@@ -403,33 +428,44 @@ def summarise(runs, sizes, dirs, devs, esp_len, hz):
     for d in dirs:
         for s in sizes:
             sel = [r for r in runs if r["dir"] == d and r["size"] == s]
-            raw_by_dev = {dev: median([r["ops_cpu"] for r in sel if r["kind"] == "raw" and r["dev"] == dev])
-                          for dev in devs}
-            best = max(raw_by_dev, key=lambda k: raw_by_dev[k])
+            # per crypto operation, the faster device (median) defines the limit
+            raw_by_dev, best = {}, {}
+            for op in RAW_OPS[d]:
+                by_dev = {dev: median([r["ops_cpu"] for r in sel if r["kind"] == "raw" and r["dev"] == dev
+                                       and r["op"] == op]) for dev in devs}
+                raw_by_dev[op] = by_dev
+                best[op] = max(by_dev, key=lambda k: by_dev[k])
             reps = sorted({r["repeat"] for r in sel})
             pairs = []
             for rep in reps:
-                one = {r["kind"] + ("_" + r["dev"] if r["kind"] == "raw" else ""): r for r in sel
+                one = {r["kind"] + ("_%s_%s" % (r["dev"], r["op"]) if r["kind"] == "raw" else ""): r for r in sel
                        if r["repeat"] == rep}
-                raw, io, gw = one["raw_" + best], one["io"], one["gw"]
-                lim = 1.0 / (1.0 / raw["ops_cpu"] + 1.0 / io["pps_cpu"])
-                lim_wall = 1.0 / (1.0 / raw["ops_wall"] + 1.0 / io["pps_wall"])
-                pairs.append({"repeat": rep, "raw": raw["ops_cpu"], "io": io["pps_cpu"], "gw": gw["pps_cpu"],
+                raws = [one["raw_%s_%s" % (best[op], op)] for op in RAW_OPS[d]]
+                io, gw = one["io"], one["gw"]
+                lim = 1.0 / (sum(1.0 / r["ops_cpu"] for r in raws) + 1.0 / io["pps_cpu"])
+                lim_wall = 1.0 / (sum(1.0 / r["ops_wall"] for r in raws) + 1.0 / io["pps_wall"])
+                # raw: the crypto alone at the limit's rate, 1 / sum(1/raw_op)
+                raw = 1.0 / sum(1.0 / r["ops_cpu"] for r in raws)
+                pairs.append({"repeat": rep, "raw": raw, "raw_by_op": {r["op"]: r["ops_cpu"] for r in raws},
+                              "io": io["pps_cpu"], "gw": gw["pps_cpu"],
                               "L": lim, "ratio": gw["pps_cpu"] / lim, "ratio_wall": gw["pps_wall"] / lim_wall,
-                              "gw_share": gw["cpu_share"], "io_share": io["cpu_share"], "raw_share": raw["cpu_share"]})
+                              "gw_share": gw["cpu_share"], "io_share": io["cpu_share"],
+                              "raw_share": min(r["cpu_share"] for r in raws)})
                 gw["pair_ratio"] = gw["pps_cpu"] / lim
             raw_m = median([p["raw"] for p in pairs])
             io_m = median([p["io"] for p in pairs])
             gw_m = median([p["gw"] for p in pairs])
             lim_m = 1.0 / (1.0 / raw_m + 1.0 / io_m)
             frame = s if d == "out" else esp_len[s]
+            best_dev = "+".join(sorted(set(best.values())))
             ratios = [p["ratio"] for p in pairs]
             # pairs in which every worker had >= 95 % of its CPU: the least disturbed repeats
             quiet = [p["ratio"] for p in pairs if min(p["gw_share"], p["io_share"], p["raw_share"]) >= 0.95]
             summary.append({
                 "dir": d, "size": s, "frame_bytes": frame, "esp_encrypted_len": s - 12,
-                "crypto_dev": best,
-                "raw_mops_by_dev": {k: v / 1e6 for k, v in raw_by_dev.items()},
+                "crypto_dev": best_dev, "crypto_dev_by_op": best,
+                "limit": "L2 = 1/(1/raw decrypt + 1/raw encrypt + 1/io)" if d == "bnd" else "L = 1/(1/raw + 1/io)",
+                "raw_mops_by_dev": {op: {k: v / 1e6 for k, v in by.items()} for op, by in raw_by_dev.items()},
                 "raw_mops": raw_m / 1e6, "io_mpps": io_m / 1e6, "L_mpps": lim_m / 1e6,
                 "msecgw_mpps": gw_m / 1e6, "msecgw_gbps": gw_m * frame * 8 / 1e9,
                 "clear_gbps": gw_m * s * 8 / 1e9,
@@ -495,7 +531,7 @@ def main():
     p.add_argument("--testpmd", default=shutil.which("dpdk-testpmd") or "dpdk-testpmd")
     p.add_argument("--cryptoperf", default=shutil.which("dpdk-test-crypto-perf") or "dpdk-test-crypto-perf")
     p.add_argument("--sizes", default="64,512,1420", help="clear frame sizes in bytes, without FCS")
-    p.add_argument("--dirs", default="out,in")
+    p.add_argument("--dirs", default="out,in", help="out, in, bnd (boundary re-encryption, against L2)")
     p.add_argument("--devices", default="crypto_aesni_gcm,crypto_aesni_mb", help="crypto vdevs for raw")
     p.add_argument("--repeats", type=int, default=4, help="repeats (even: balanced order)")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds skipped after forwarding starts")
@@ -536,6 +572,7 @@ def main():
                                                      a.mem_note or a.mem))
     print("  source %s, msecgw %s" % (git_state(), a.msecgw))
     pcaps = {"out": {}, "in": {}}
+    pcaps["bnd"] = pcaps["in"]  # boundary: the same leaf ESP as inbound, sealed again for the trunk
     esp_len = {}
     for s in sorted(set(sizes) | ({a.profile_size} if not a.no_profile else set())):
         pcaps["out"][s] = os.path.join(b.work, "mcast_%d.pcap" % s)
@@ -554,11 +591,12 @@ def main():
                 for kind in order:
                     if kind == "raw":
                         for dev in (devs if rep % 2 == 0 else devs[::-1]):
-                            r = b.run_raw(dev, d, s)
-                            r["repeat"] = rep
-                            runs.append(r)
-                            line.append("raw %s %.2f (share %.2f)" % (dev.replace("crypto_", ""), r["ops_cpu"] / 1e6,
-                                                                      r["cpu_share"]))
+                            for op in RAW_OPS[d]:
+                                r = b.run_raw(dev, d, s, op)
+                                r["repeat"] = rep
+                                runs.append(r)
+                                line.append("raw %s %s %.2f (share %.2f)" % (
+                                    dev.replace("crypto_", ""), op[:3], r["ops_cpu"] / 1e6, r["cpu_share"]))
                     else:
                         r = b.run_fwd(kind, d, s, pcaps[d][s])
                         r["repeat"] = rep
@@ -605,7 +643,7 @@ def main():
         "machine": mach,
         "memory": a.mem_note or a.mem,
         "method": {
-            "L": "1 / (1/raw + 1/io)",
+            "L": "1 / (1/raw + 1/io); bnd: L2 = 1 / (1/raw decrypt + 1/raw encrypt + 1/io)",
             "raw": "dpdk-test-crypto-perf throughput, aead aes-gcm 128, iv 12, aad 8, digest 16, burst 32, "
                    "buffer = frame - 12 B; per device; the device with the higher median defines L",
             "io": "dpdk-testpmd --forward-mode=io on the same vdevs and pcap as msecgw",

@@ -9,6 +9,12 @@
 # Both gateways register with the key server built into A, get the groups' keys (A also a
 # Sender-ID), and the key server rekeys while traffic flows. At the end it prints what happened
 # to every frame and checks that B's clear output is byte for byte what the senders sent.
+#
+# Before that, part 1 tells the key-region story on the testbed (scripts/testbed.sh,
+# docs/regions.md): a kernel sender in leaf A, edge gateway A, boundary gateways 1 and 2 around
+# the trunk, edge gateway B, two kernel receivers in leaf B; what each segment carries (clear,
+# ESP under A's key, under the trunk's, under B's, clear again) and what the receivers got.
+# MSECGW_DEMO_REGIONS=0 skips it.
 # Needs root (network namespaces, AF_PACKET), like the installer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,8 +31,10 @@ scripts/build.sh
 work=$(mktemp -d /tmp/msecgw-demo.XXXXXX)
 ns="msecgw-demo-$$"
 pids=()
+tb_env=(TESTBED_PREFIX="md$$" TESTBED_DIR="$work/testbed" MSECGW_BIN="$bin" MSECGW_CLI_BIN="$cli")
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  env "${tb_env[@]}" scripts/testbed.sh down >/dev/null 2>&1 || true
   wait 2>/dev/null || true
   ip netns del "$ns" 2>/dev/null || true
   [ -n "${MSECGW_DEMO_KEEP:-}" ] && echo "demo: files kept in $work" || rm -rf "$work"
@@ -34,6 +42,40 @@ cleanup() {
 }
 trap cleanup EXIT
 in_ns() { ip netns exec "$ns" "$@"; }
+
+regions_story() {
+  local tb="$work/testbed" story="$work/story" n=300 group=239.1.1.1 caps=()
+  mkdir -p "$story"
+  if ! env "${tb_env[@]}" scripts/testbed.sh up >"$work/testbed.log" 2>&1; then
+    echo "   (the testbed cannot start here: part 1 skipped; see $work/testbed.log)"
+    return 0
+  fi
+  local P="md$$"
+  for cap in leaf-a-clear:gw-a:a0 leaf-a:gw-1:p0 trunk:hC:eth0 leaf-b:gw-b:b1 leaf-b-clear:hB1:eth0; do
+    IFS=: read -r seg where iface <<<"$cap"
+    ip netns exec "$P-$where" dumpcap -q -P -i "$iface" -w "$story/$seg.pcap" >/dev/null 2>&1 &
+    caps+=($!)
+  done
+  for h in hB1 hB2 hC; do
+    ip netns exec "$P-$h" "$py" scripts/testbed/mcast.py recv --group "$group" --out "$story/$h.rx" \
+      --ready "$story/$h.ready" --seconds 30 &
+    caps+=($!)
+  done
+  for _ in $(seq 100); do [ -f "$story/hB1.ready" ] && [ -f "$story/hB2.ready" ] && [ -f "$story/hC.ready" ] && break; sleep 0.1; done
+  sleep 1
+  echo "   leaf A's sender: $n UDP datagrams to $group at 200/s (kernel socket, TTL 8)"
+  ip netns exec "$P-hA" "$py" scripts/testbed/mcast.py send --group "$group" --count "$n" --rate 200
+  sleep 1.5
+  for p in "${caps[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${caps[@]}"; do wait "$p" 2>/dev/null || true; done
+  "$py" scripts/testbed/story.py "$story" "$n" "$group" || echo "   part 1: NOT every datagram arrived intact"
+  env "${tb_env[@]}" scripts/testbed.sh down >/dev/null 2>&1 || true
+}
+if [ "${MSECGW_DEMO_REGIONS:-1}" != 0 ] && command -v dumpcap >/dev/null; then
+  echo "== part 1: key regions on the testbed: leaf A -> edge A -> boundary 1 -> trunk -> boundary 2 -> edge B -> leaf B"
+  regions_story
+  echo "== part 2: one region, keys from the built-in key server, rekeyed under traffic"
+fi
 
 echo "== network namespace $ns: sender veth -> gateway A -> veth -> gateway B"
 if ! ip netns add "$ns" 2>/dev/null; then

@@ -11,6 +11,7 @@ packages=(
   python3 python3-scapy python3-cryptography python3-numpy tshark
   prometheus  # the metrics test scrapes the gateway with a real server and promtool
   iproute2 procps
+  ethtool  # [C] testbed: kernel hosts on veths send with real UDP checksums (tx offload off)
   etcd-server etcd-client libcpp-httplib-dev nlohmann-json3-dev  # [H] key servers on etcd (JSON gateway), real 3-member clusters in tests
 )
 

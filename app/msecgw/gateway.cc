@@ -182,6 +182,12 @@ result<void> gateway::reload(config::gateway_cfg cfg)
     if (cfg.ports.size() != _cfg.ports.size()) {
         return error{errc::unsupported, cfg.file + ": ports cannot change while running"};
     }
+    // Workers hold region indexes of their ports: regions and the ports' regions stay as started.
+    if (cfg.regions != _cfg.regions ||
+        !std::equal(cfg.ports.begin(), cfg.ports.end(), _cfg.ports.begin(),
+                    [](const auto& a, const auto& b) { return a.region == b.region; })) {
+        return error{errc::unsupported, cfg.file + ": regions and the ports' regions change only with a restart"};
+    }
     if (cfg.reassembly.timeout_ms != _cfg.reassembly.timeout_ms ||
         cfg.reassembly.max_datagrams != _cfg.reassembly.max_datagrams) {
         return error{errc::unsupported, cfg.file + ": reassembly settings change only with a restart"};
@@ -222,6 +228,7 @@ void gateway::bind_workers()
         if (lc->index >= _nb_queues) {
             continue; // more lcores than queues: this one stays idle
         }
+        lc->idle_sleep_us = _cfg.idle_sleep_us;
         for (const auto& p : _ports) {
             const auto& peer = *std::find_if(_ports.begin(), _ports.end(),
                                              [&](const auto& x) { return x.port_id == p.peer; });
@@ -233,7 +240,11 @@ void gateway::bind_workers()
             b.egress_mtu = peer.mtu;
             b.csum = p.rx_ipv4_cksum ? packet::ipv4_csum::trusted : packet::ipv4_csum::verify;
             b.tx_ipv4_cksum = peer.tx_ipv4_cksum;
-            b.dir = p.side == config::port_side::clear ? config::direction::out : config::direction::in;
+            const bool rx_clear = p.side == config::port_side::clear;
+            const bool tx_clear = peer.side == config::port_side::clear;
+            b.role = rx_clear ? dataplane::path::outbound : tx_clear ? dataplane::path::inbound : dataplane::path::boundary;
+            b.in_region = p.region;     // a clear port's region is unused
+            b.out_region = peer.region;
         }
     }
 }

@@ -66,6 +66,7 @@ enum class drop_reason : uint8_t {
     srcauth_stale_control, ///< bootstrap or disclosure older than what is known
     srcauth_chain_replaced, ///< held under a TESLA chain a newer bootstrap replaced
     srcauth_tag_failed,    ///< sender could not tag (TESLA chain ended, manifest backlog, signing failed)
+    esp_wrong_region,      ///< ESP whose SPI belongs to an SA of another key region than the rx port's
     count_
 };
 
@@ -134,6 +135,7 @@ inline constexpr std::array<drop_info, drop_reason_count> drop_table{{
     {drop_reason::srcauth_stale_control, "srcauth_stale_control", "bootstrap or disclosure older than what is known"},
     {drop_reason::srcauth_chain_replaced, "srcauth_chain_replaced", "held under a TESLA chain a newer bootstrap replaced"},
     {drop_reason::srcauth_tag_failed, "srcauth_tag_failed", "sender could not tag (TESLA chain ended, manifest backlog, signing failed)"},
+    {drop_reason::esp_wrong_region, "esp_wrong_region", "ESP under an SA of another key region than the receiving port's"},
 }};
 
 constexpr bool drop_table_is_complete()

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -141,13 +142,18 @@ const sa_cfg* gateway_cfg::find_sa(std::string_view name) const
 
 namespace {
 
-result<port_cfg> parse_port(const at& a)
+result<port_cfg> parse_port(const at& a, const gateway_cfg& cfg)
 {
-    if (auto r = detail::only_keys(a, {"port", "side", "mtu"}); !r) {
+    if (auto r = detail::only_keys(a, {"port", "side", "mtu", "region"}); !r) {
         return r.err();
     }
     port_cfg p;
     p.line = a.line();
+    auto region = detail::region_of(a, cfg);
+    if (!region) {
+        return region.err();
+    }
+    p.region = *region;
     for (const char* req : {"port", "side"}) {
         if (!a.node[req]) {
             return a.fail(errc::config_missing_key, std::string("missing key '") + req + "'");
@@ -181,9 +187,9 @@ result<void> detail::parse_ports(const at& a, gateway_cfg& cfg)
         return a.fail(errc::config_bad_value, "expected a non-empty list of ports");
     }
     std::set<uint16_t> seen;
-    std::size_t clear = 0, prot = 0;
+    std::vector<port_side> sides;
     for (std::size_t i = 0; i < a.node.size(); ++i) {
-        auto p = parse_port(a.item(a.node[i], i));
+        auto p = parse_port(a.item(a.node[i], i), cfg);
         if (!p) {
             return p.err();
         }
@@ -191,17 +197,69 @@ result<void> detail::parse_ports(const at& a, gateway_cfg& cfg)
             return a.item(a.node[i], i).child(a.node[i]["port"], "port").fail(
                 errc::config_duplicate, "port " + std::to_string(p->port) + " is listed twice");
         }
-        ++(p->side == port_side::clear ? clear : prot);
+        sides.push_back(p->side);
         cfg.ports.push_back(*p);
     }
-    if (clear == 0 || prot == 0) {
-        return a.fail(errc::config_bad_value, "need at least one clear and one protected port");
+    std::string why;
+    const auto pairs = port_pairs(sides, why);
+    if (pairs.empty()) {
+        return a.fail(errc::config_bad_value, why);
     }
-    if (clear != prot) {
-        return a.fail(errc::config_bad_value, std::to_string(clear) + " clear and " + std::to_string(prot) +
-                                                  " protected ports: they pair in order, so the counts must be equal");
+    for (const auto& [x, y] : pairs) {
+        const port_cfg& px = cfg.ports[x];
+        const port_cfg& py = cfg.ports[y];
+        if (px.side == py.side && px.region == py.region) {
+            return a.item(a.node[y], y).fail(errc::config_bad_value,
+                                             "protected ports " + std::to_string(px.port) + " and " +
+                                                 std::to_string(py.port) +
+                                                 " pair (boundary) but are in the same region: give them two regions");
+        }
     }
     return {};
+}
+
+/// Top-level `regions`: a list of names, each once.
+result<void> detail::parse_regions(const at& a, gateway_cfg& cfg)
+{
+    if (!a.node.IsSequence() || a.node.size() == 0) {
+        return a.fail(errc::config_bad_value, "expected a non-empty list of region names");
+    }
+    for (std::size_t i = 0; i < a.node.size(); ++i) {
+        auto name = detail::name_at(a.item(a.node[i], i));
+        if (!name) {
+            return name.err();
+        }
+        if (std::find(cfg.regions.begin(), cfg.regions.end(), *name) != cfg.regions.end()) {
+            return a.item(a.node[i], i).fail(errc::config_duplicate, "region '" + *name + "' is listed twice");
+        }
+        cfg.regions.push_back(*name);
+    }
+    return {};
+}
+
+std::vector<std::pair<std::size_t, std::size_t>> port_pairs(const std::vector<port_side>& sides, std::string& why)
+{
+    std::vector<std::size_t> clear, prot;
+    for (std::size_t i = 0; i < sides.size(); ++i) {
+        (sides[i] == port_side::clear ? clear : prot).push_back(i);
+    }
+    if (clear.size() > prot.size() || (prot.size() - clear.size()) % 2 != 0) {
+        why = std::to_string(clear.size()) + " clear and " + std::to_string(prot.size()) +
+              " protected ports: each clear port pairs with a protected one in order, the protected ports left "
+              "over pair in twos (boundary), so the counts must be equal or differ by an even number";
+        return {};
+    }
+    std::vector<std::pair<std::size_t, std::size_t>> pairs;
+    for (std::size_t k = 0; k < clear.size(); ++k) {
+        pairs.emplace_back(clear[k], prot[k]);
+    }
+    for (std::size_t k = clear.size(); k + 1 < prot.size(); k += 2) {
+        pairs.emplace_back(prot[k], prot[k + 1]);
+    }
+    if (pairs.empty()) {
+        why = "need at least one pair of ports";
+    }
+    return pairs;
 }
 
 } // namespace msecgw::config
@@ -250,8 +308,8 @@ result<void> check_group_policies(const gateway_cfg& cfg)
 
 result<void> parse_root(const detail::at& root, gateway_cfg& cfg)
 {
-    if (auto r = detail::only_keys(root, {"state_dir", "drivers_cfg", "ports", "sas", "policies", "reassembly",
-                                          "groups", "key_server", "member"});
+    if (auto r = detail::only_keys(root, {"state_dir", "drivers_cfg", "regions", "ports", "sas", "policies",
+                                          "reassembly", "idle_sleep_us", "groups", "key_server", "member"});
         !r) {
         return r.err();
     }
@@ -259,6 +317,13 @@ result<void> parse_root(const detail::at& root, gateway_cfg& cfg)
         if (auto r = parse_reassembly(root.child(root.node["reassembly"], "reassembly"), cfg.reassembly); !r) {
             return r;
         }
+    }
+    if (root.node["idle_sleep_us"]) {
+        auto v = detail::integer(root.child(root.node["idle_sleep_us"], "idle_sleep_us"), 0, 100000);
+        if (!v) {
+            return v.err();
+        }
+        cfg.idle_sleep_us = static_cast<uint32_t>(*v);
     }
     for (const char* k : {"state_dir", "drivers_cfg"}) {
         if (root.node[k]) {
@@ -287,6 +352,11 @@ result<void> parse_root(const detail::at& root, gateway_cfg& cfg)
     // A key server alone (msecgw --gcks-only) needs no ports; a gateway does.
     if (!root.node["ports"]) {
         return cfg.key_server ? result<void>{} : root.fail(errc::config_missing_key, "missing key 'ports'");
+    }
+    if (root.node["regions"]) {
+        if (auto r = detail::parse_regions(root.child(root.node["regions"], "regions"), cfg); !r) {
+            return r;
+        }
     }
     if (auto r = detail::parse_ports(root.child(root.node["ports"], "ports"), cfg); !r) {
         return r;

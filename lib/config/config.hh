@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <vector>
+#include <utility>
 
 #include "common/result.hh"
 
@@ -51,8 +52,14 @@ struct port_cfg {
     uint16_t port = 0;
     port_side side = port_side::clear;
     uint16_t mtu = 1500; ///< IP MTU of the link (bytes of IP packet, without L2 header)
+    uint16_t region = 0; ///< index into gateway_cfg::regions (0: the first, or the implicit one)
     int line = 0;
 };
+
+/// How ports pair (rx on one, tx on the other, both ways): the k-th clear port with the k-th
+/// protected port (edge), then the protected ports left over in twos (boundary: the two must be
+/// in different regions). Indexes into `sides`; empty when the sides do not pair (`why` says how).
+std::vector<std::pair<std::size_t, std::size_t>> port_pairs(const std::vector<port_side>& sides, std::string& why);
 
 /// Key material that zeroes itself when destroyed (never logged, never printed).
 class secret_bytes {
@@ -138,6 +145,7 @@ struct sa_cfg {
     std::string group;
     /// Source authentication of this SA's packets (from the SA entry or its group); null = none.
     std::shared_ptr<const source_auth_cfg> source_auth;
+    uint16_t region = 0;             ///< index into gateway_cfg::regions: whose SAD/policies use it
     int line = 0;
 };
 
@@ -161,6 +169,7 @@ struct policy_cfg {
     /// A copy of the `group` policy above it, made at run time to name the group's previous
     /// inbound SA while two overlap (make-before-break); never read from a file.
     bool twin = false;
+    uint16_t region = 0;             ///< index into gateway_cfg::regions: whose table holds this rule
     int line = 0;
 
     /// Families this rule applies to: both when src and dst are `any`.
@@ -271,10 +280,16 @@ struct gateway_cfg {
     std::string file;                ///< where it was loaded from (for messages)
     std::string state_dir = "/var/lib/msecgw";
     std::string drivers_cfg;         ///< directory of port profiles; empty = build default
+    /// Key regions (docs/regions.md) by name; empty: one implicit region. Ports, SAs and
+    /// policies name theirs (default: the first); a boundary gateway has ports in two.
+    std::vector<std::string> regions;
     std::vector<port_cfg> ports;
     std::vector<sa_cfg> sas;
     std::vector<policy_cfg> policies; ///< in file order: first match wins per direction
     reassembly_cfg reassembly;
+    /// A worker whose poll round found nothing sleeps this long (0: busy polling, the default);
+    /// for several gateways sharing few cores at low rates (docs/regions.md).
+    uint32_t idle_sleep_us = 0;
     std::vector<group_cfg> groups;
     std::optional<key_server_cfg> key_server;
     std::optional<member_cfg> member;
@@ -283,6 +298,7 @@ struct gateway_cfg {
     std::vector<std::shared_ptr<const source_auth_cfg>> source_auth;
 
     const sa_cfg* find_sa(std::string_view name) const;
+    std::size_t region_count() const { return regions.empty() ? 1 : regions.size(); }
     const group_cfg* find_group(std::string_view name) const;
 };
 

@@ -113,6 +113,10 @@ result<void> parse_action(const at& a, const gateway_cfg& cfg, policy_cfg& p)
             return f.fail(errc::config_bad_value, "group '" + *name + "' is " + to_string(g->dst) +
                                                       ": its SAs cannot carry the other IP version");
         }
+        if (p.region != 0) {
+            return f.fail(errc::unsupported, "a group's SAs from the key server live in the first region ('" +
+                                                 cfg.regions.front() + "'); name static SAs in other regions");
+        }
         p.group = *name;
         return {};
     }
@@ -132,13 +136,18 @@ result<void> parse_action(const at& a, const gateway_cfg& cfg, policy_cfg& p)
         return f.fail(errc::config_reference, "SA '" + *name + "' is dir: " + std::string(to_string(sa->dir)) +
                                                   ", this policy is dir: " + std::string(to_string(p.dir)));
     }
+    if (sa->region != p.region) {
+        return f.fail(errc::config_reference, "SA '" + *name + "' is in region '" + cfg.regions[sa->region] +
+                                                  "', this policy in region '" + cfg.regions[p.region] + "'");
+    }
     p.sa = *name;
     return {};
 }
 
 result<policy_cfg> parse_policy(const at& a, const gateway_cfg& cfg)
 {
-    if (auto r = only_keys(a, {"dir", "src", "dst", "proto", "sport", "dport", "vlan", "action", "sa", "group"}); !r) {
+    if (auto r = only_keys(a, {"dir", "src", "dst", "proto", "sport", "dport", "vlan", "action", "sa", "group",
+                               "region"}); !r) {
         return r.err();
     }
     for (const char* k : {"dir", "action"}) {
@@ -153,6 +162,11 @@ result<policy_cfg> parse_policy(const at& a, const gateway_cfg& cfg)
         return dir.err();
     }
     p.dir = *dir == "out" ? direction::out : direction::in;
+    auto region = region_of(a, cfg);
+    if (!region) {
+        return region.err();
+    }
+    p.region = *region;
     if (auto r = parse_match(a, p); !r) {
         return r.err();
     }

@@ -157,7 +157,7 @@ result<void> parse_sa_sender_id(const at& a, sa_cfg& s)
 result<sa_cfg> parse_sa(const at& a)
 {
     if (auto r = only_keys(a, {"name", "dir", "spi", "aead", "key", "dst", "src", "replay_window", "lifetime",
-                               "sender_id", "sender_id_bits", "source_auth"});
+                               "sender_id", "sender_id_bits", "source_auth", "region"});
         !r) {
         return r.err();
     }
@@ -215,6 +215,11 @@ result<void> parse_sas(const at& a, gateway_cfg& cfg)
         if (!s) {
             return s.err();
         }
+        auto region = region_of(item, cfg);
+        if (!region) {
+            return region.err();
+        }
+        s->region = *region;
         if (cfg.find_sa(s->name) != nullptr) {
             return item.child(a.node[i]["name"], "name").fail(errc::config_duplicate,
                                                              "SA name '" + s->name + "' is used twice");

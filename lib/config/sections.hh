@@ -5,6 +5,8 @@
 
 namespace msecgw::config::detail {
 
+/// Needs nothing before it; ports, SAs and policies name these.
+result<void> parse_regions(const at& a, gateway_cfg& cfg);
 result<void> parse_ports(const at& a, gateway_cfg& cfg);
 result<void> parse_sas(const at& a, gateway_cfg& cfg);
 /// Needs the SAs and groups parsed first (a protect policy names one).

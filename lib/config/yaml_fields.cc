@@ -88,6 +88,26 @@ result<std::string> name_at(const at& a)
     return name;
 }
 
+result<uint16_t> region_of(const at& a, const gateway_cfg& cfg)
+{
+    if (!a.node["region"]) {
+        return uint16_t{0};
+    }
+    const at r = a.child(a.node["region"], "region");
+    auto name = name_at(r);
+    if (!name) {
+        return name.err();
+    }
+    for (std::size_t i = 0; i < cfg.regions.size(); ++i) {
+        if (cfg.regions[i] == *name) {
+            return static_cast<uint16_t>(i);
+        }
+    }
+    return r.fail(errc::config_reference, cfg.regions.empty()
+                                              ? "region '" + *name + "' is not declared (top-level key 'regions')"
+                                              : "region '" + *name + "' is not in 'regions'");
+}
+
 result<uint64_t> integer(const at& a, uint64_t lo, uint64_t hi)
 {
     auto s = scalar(a);

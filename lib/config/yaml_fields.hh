@@ -62,6 +62,8 @@ result<std::string> scalar(const at& a);
 result<void> require(const at& a, std::initializer_list<const char*> keys);
 /// A name things refer to (SAs, groups): 1..32 of [A-Za-z0-9_.-].
 result<std::string> name_at(const at& a);
+/// The optional `region` key of mapping `a`: the index of a name in cfg.regions; absent = 0.
+result<uint16_t> region_of(const at& a, const gateway_cfg& cfg);
 /// Decimal or 0x-hex integer within lo..hi.
 result<uint64_t> integer(const at& a, uint64_t lo, uint64_t hi);
 result<std::string> one_of(const at& a, std::initializer_list<std::string_view> values);

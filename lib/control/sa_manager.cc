@@ -256,23 +256,61 @@ void sa_manager::rollback(std::map<std::string, out_entry>& next_out, std::map<s
     }
 }
 
-result<void> sa_manager::apply(const config::gateway_cfg& cfg)
+namespace {
+
+/// One region's tables: its policies (rule ids are per table) and the SAD of its inbound SAs;
+/// SA indexes are into the snapshot's shared SA lists.
+result<dataplane::region_tables> build_region(const config::gateway_cfg& cfg, uint16_t region,
+                                              const std::map<std::string, uint32_t>& out_index,
+                                              const std::map<std::string, uint32_t>& in_index,
+                                              const std::vector<std::shared_ptr<sa::in_sa>>& in_sas,
+                                              const std::string& gen)
 {
-    auto st = std::make_unique<dataplane::dp_state>();
+    std::vector<config::policy_cfg> mine;
+    for (const auto& p : cfg.policies) {
+        if (p.region == region) {
+            mine.push_back(p);
+        }
+    }
     const int socket = static_cast<int>(rte_socket_id());
-    static uint32_t generation = 0;
-    const std::string gen = std::to_string(generation++);
-    auto out = policy::table::build(cfg.policies, config::direction::out, "out" + gen, socket);
-    auto in = policy::table::build(cfg.policies, config::direction::in, "in" + gen, socket);
+    const std::string tag = gen + "r" + std::to_string(region);
+    auto out = policy::table::build(mine, config::direction::out, "out" + tag, socket);
+    auto in = policy::table::build(mine, config::direction::in, "in" + tag, socket);
     if (!out || !in) {
         return out ? in.err() : out.err();
     }
-    st->out_policies = std::move(out.value());
-    st->in_policies = std::move(in.value());
+    dataplane::region_tables t;
+    t.out_policies = std::move(out.value());
+    t.in_policies = std::move(in.value());
+    t.out_rule_sa = rule_sas(*t.out_policies, out_index).value();
+    t.in_rule_sa = rule_sas(*t.in_policies, in_index).value();
+    t.in_sa_rules.resize(in_sas.size());
+    for (policy::rule_id id = 1; id < t.in_rule_sa.size(); ++id) {
+        if (t.in_rule_sa[id] != dataplane::no_sa) {
+            t.in_sa_rules[t.in_rule_sa[id]].push_back(id);
+        }
+    }
+    std::vector<sa::sad_entry> sad;
+    for (const auto& c : cfg.sas) {
+        if (c.dir == config::direction::in && c.region == region) {
+            const uint32_t idx = in_index.at(c.name);
+            sad.push_back({c.spi, in_sas[idx]->dst, in_sas[idx]->src, idx});
+        }
+    }
+    t.sad = sa::sad(std::move(sad));
+    return t;
+}
+
+} // namespace
+
+result<void> sa_manager::apply(const config::gateway_cfg& cfg)
+{
+    auto st = std::make_unique<dataplane::dp_state>();
+    static uint32_t generation = 0;
+    const std::string gen = std::to_string(generation++);
     std::map<std::string, out_entry> next_out;
     std::map<std::string, in_entry> next_in;
     std::map<std::string, uint32_t> out_index, in_index;
-    std::vector<sa::sad_entry> sad;
     for (const auto& c : cfg.sas) {
         if (c.dir == config::direction::out) {
             auto sa = out_sa_for(c, next_out);
@@ -289,19 +327,17 @@ result<void> sa_manager::apply(const config::gateway_cfg& cfg)
                 return sa.err();
             }
             in_index[c.name] = static_cast<uint32_t>(st->in_sas.size());
-            sad.push_back({c.spi, (*sa)->dst, (*sa)->src, in_index[c.name]});
             st->in_sas.push_back(*sa);
         }
     }
-    st->out_rule_sa = rule_sas(*st->out_policies, out_index).value();
-    st->in_rule_sa = rule_sas(*st->in_policies, in_index).value();
-    st->in_sa_rules.resize(st->in_sas.size());
-    for (policy::rule_id id = 1; id < st->in_rule_sa.size(); ++id) {
-        if (st->in_rule_sa[id] != dataplane::no_sa) {
-            st->in_sa_rules[st->in_rule_sa[id]].push_back(id);
+    for (uint16_t r = 0; r < cfg.region_count(); ++r) {
+        auto t = build_region(cfg, r, out_index, in_index, st->in_sas, gen);
+        if (!t) {
+            rollback(next_out, next_in);
+            return t.err();
         }
+        st->regions.push_back(std::move(t.value()));
     }
-    st->sad = sa::sad(std::move(sad));
     _out = std::move(next_out); // SAs left out of the new config are retired with the old snapshot
     _in = std::move(next_in);
     publish(std::move(st));

@@ -59,8 +59,20 @@ replay::replay_key replay_key_of(const sa::in_sa& sa, const uint8_t* ip, uint8_t
     return family == 4 ? replay::replay_key::v4(sa.uid, src_addr(ip, 4)) : replay::replay_key::v6(sa.uid, src_addr(ip, 6));
 }
 
-/// SAD lookup and replay pre-check for one ESP packet; queues its GCM op.
-uint8_t esp_prepare(lcore_ctx& lc, const dp_state& st, uint16_t i, uint16_t& nops)
+/// Why no SA of the rx region `rt` takes this ESP packet: an SA of another region of this
+/// gateway would (a packet replayed or leaked across a region boundary), or none at all.
+drop_reason sad_miss(const dp_state& st, const region_tables& rt, uint32_t spi, uint8_t family, const uint8_t* ip)
+{
+    for (const region_tables& other : st.regions) {
+        if (&other != &rt && other.sad.lookup(spi, family, dst_addr(ip, family), src_addr(ip, family)) != sa::sad::not_found) {
+            return drop_reason::esp_wrong_region;
+        }
+    }
+    return drop_reason::esp_no_sa;
+}
+
+/// SAD lookup (in the rx port's region) and replay pre-check for one ESP packet; queues its GCM op.
+uint8_t esp_prepare(lcore_ctx& lc, const dp_state& st, const region_tables& rt, uint16_t i, uint16_t& nops)
 {
     burst_scratch& s = lc.scratch;
     const packet::pkt_meta& meta = s.meta[i];
@@ -69,9 +81,9 @@ uint8_t esp_prepare(lcore_ctx& lc, const dp_state& st, uint16_t i, uint16_t& nop
     if (meta.fragment || !esp::read_inb_header(ip, meta.l3_hdr_len, meta.ip_len, h)) {
         return static_cast<uint8_t>(drop_reason::esp_malformed);
     }
-    const uint32_t idx = st.sad.lookup(h.spi, meta.family, dst_addr(ip, meta.family), src_addr(ip, meta.family));
+    const uint32_t idx = rt.sad.lookup(h.spi, meta.family, dst_addr(ip, meta.family), src_addr(ip, meta.family));
     if (idx == sa::sad::not_found) {
-        return static_cast<uint8_t>(drop_reason::esp_no_sa);
+        return static_cast<uint8_t>(sad_miss(st, rt, h.spi, meta.family, ip));
     }
     const sa::in_sa& sa = *st.in_sas[idx];
     if (sa.expired.load(std::memory_order_relaxed)) {
@@ -145,17 +157,17 @@ uint8_t esp_finalize(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte
 /// it. The first matching rule decides, as everywhere; it may name this SA, or be the twin (same
 /// selectors) of a rule that does: that is how receivers hold the old and the new SA of one group
 /// at once (make-before-break) without letting an SA carry traffic an earlier rule gives elsewhere.
-bool inner_allowed(const dp_state& st, policy::rule_id first, uint32_t sa)
+bool inner_allowed(const region_tables& rt, policy::rule_id first, uint32_t sa)
 {
     if (first == policy::no_match) {
         return false;
     }
-    if (st.in_rule_sa[first] == sa) {
+    if (rt.in_rule_sa[first] == sa) {
         return true;
     }
-    const config::policy_cfg& f = st.in_policies->rule(first);
-    for (policy::rule_id id : st.in_sa_rules[sa]) {
-        if (policy::same_selectors(st.in_policies->rule(id), f)) {
+    const config::policy_cfg& f = rt.in_policies->rule(first);
+    for (policy::rule_id id : rt.in_sa_rules[sa]) {
+        if (policy::same_selectors(rt.in_policies->rule(id), f)) {
             return true;
         }
     }
@@ -164,11 +176,11 @@ bool inner_allowed(const dp_state& st, policy::rule_id first, uint32_t sa)
 
 /// Decides packet i after classification: clear packets by their policy, decrypted ones must
 /// match a PROTECT policy naming their SA, and only then move the replay window.
-uint8_t inb_decide(lcore_ctx& lc, const dp_state& st, const rx_binding& b, uint16_t i)
+uint8_t inb_decide(lcore_ctx& lc, const dp_state& st, const region_tables& rt, const rx_binding& b, uint16_t i)
 {
     burst_scratch& s = lc.scratch;
     const policy::rule_id id = s.rule[i];
-    const auto action = id == policy::no_match ? config::policy_action::discard : st.in_policies->rule(id).action;
+    const auto action = id == policy::no_match ? config::policy_action::discard : rt.in_policies->rule(id).action;
     if (s.sa[i] == no_sa) {
         if (action == config::policy_action::bypass) {
             if (s.meta[i].ip_len > b.egress_mtu) {
@@ -184,7 +196,7 @@ uint8_t inb_decide(lcore_ctx& lc, const dp_state& st, const rx_binding& b, uint1
     }
     // A source-authentication control message has no inner packet: no policy to match, only
     // the replay window of its (SA, outer source).
-    if (s.auth[i] != auth_control && !inner_allowed(st, id, s.sa[i])) {
+    if (s.auth[i] != auth_control && !inner_allowed(rt, id, s.sa[i])) {
         return static_cast<uint8_t>(drop_reason::inner_policy_mismatch);
     }
     const sa::in_sa& sa = *st.in_sas[s.sa[i]];
@@ -250,12 +262,13 @@ uint16_t inb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte
                      drop_list& dl)
 {
     burst_scratch& s = lc.scratch;
+    const region_tables& rt = st.regions[b.in_region];
     std::array<uint8_t, max_burst> verdict;
     uint16_t nops = 0;
     for (uint16_t i = 0; i < n; ++i) {
         s.sa[i] = no_sa;
         s.auth[i] = auth_none;
-        verdict[i] = s.meta[i].proto == packet::proto_esp ? esp_prepare(lc, st, i, nops) : keep;
+        verdict[i] = s.meta[i].proto == packet::proto_esp ? esp_prepare(lc, st, rt, i, nops) : keep;
     }
     if (nops != 0) {
         crypto::open_burst(*lc.engine, {s.ops.data(), nops}, {s.ok.data(), nops});
@@ -266,11 +279,11 @@ uint16_t inb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte
         }
     }
     n = compact(lc, pkts, n, verdict.data(), dl);
-    lc.flows.classify(*st.in_policies, s.meta.data(), s.data.data(), n, s.rule.data());
+    lc.flows.classify(*rt.in_policies, s.meta.data(), s.data.data(), n, s.rule.data());
     {
         sa_tally opened(lc, st); // counts only what passed every check, replay included
         for (uint16_t i = 0; i < n; ++i) {
-            verdict[i] = inb_decide(lc, st, b, i);
+            verdict[i] = inb_decide(lc, st, rt, b, i);
             if (verdict[i] == keep && s.sa[i] != no_sa) {
                 opened.add(s.sa[i], s.meta[i].ip_len);
             }

@@ -132,21 +132,21 @@ struct rule_target {
     drop_reason why = drop_reason::policy_no_match;
 };
 
-rule_target resolve(const lcore_ctx& lc, const dp_state& st, policy::rule_id id)
+rule_target resolve(const lcore_ctx& lc, const dp_state& st, const region_tables& rt, policy::rule_id id)
 {
     rule_target t;
     t.id = id;
     if (id == policy::no_match) {
         return t;
     }
-    t.action = st.out_policies->rule(id).action;
+    t.action = rt.out_policies->rule(id).action;
     t.why = drop_reason::policy_discard;
     if (t.action == config::policy_action::protect) {
-        if (st.out_rule_sa[id] == no_sa) {
+        if (rt.out_rule_sa[id] == no_sa) {
             t.why = drop_reason::no_group_key;
             return t;
         }
-        t.sa_index = st.out_rule_sa[id];
+        t.sa_index = rt.out_rule_sa[id];
         sa::out_sa& sa = *st.out_sas[t.sa_index];
         const bool expired = sa.expired.load(std::memory_order_relaxed) != 0;
         t.why = expired ? drop_reason::sa_expired : drop_reason::sa_not_ready;
@@ -187,7 +187,8 @@ uint16_t outb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rt
                       drop_list& dl)
 {
     burst_scratch& s = lc.scratch;
-    lc.flows.classify(*st.out_policies, s.meta.data(), s.data.data(), n, s.rule.data());
+    const region_tables& rt = st.regions[b.out_region];
+    lc.flows.classify(*rt.out_policies, s.meta.data(), s.data.data(), n, s.rule.data());
     s.n_split = 0;
     s.n_jobs = 0;
     uint16_t good = 0, nops = 0;
@@ -195,7 +196,7 @@ uint16_t outb_process(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rt
     for (uint16_t i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];
         if (s.rule[i] != t.id) {
-            t = resolve(lc, st, s.rule[i]);
+            t = resolve(lc, st, rt, s.rule[i]);
         }
         if (good != i) {
             s.meta[good] = s.meta[i]; // slot `good` is free: a dropped packet leaves it free again

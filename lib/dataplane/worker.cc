@@ -129,17 +129,20 @@ void process_burst(lcore_ctx& lc, const dp_state& st, const rx_binding& b, rte_m
     detail::drop_list dl;
     n = detail::stage_parse(lc, b, pkts, n, dl);
     rte_mbuf** tx = pkts;
-    if (b.dir == config::direction::out) {
+    if (b.role != path::outbound) {
+        if (lc.scratch.n_frag != 0) {
+            n = detail::stage_reassemble(lc, pkts, n, dl);
+        }
+        n = detail::inb_process(lc, st, b, pkts, n, dl);
+    }
+    // Boundary: the opened burst (inner packets, parsed, in the same mbufs whose headroom the
+    // stripped outer headers left) goes straight on to the tx region's seal.
+    if (b.role != path::inbound) {
         n = detail::outb_process(lc, st, b, pkts, n, dl);
         if (lc.scratch.n_split != 0) {
             n = detail::stage_fragment(lc, b, pkts, n, dl);
             tx = lc.scratch.frags.data();
         }
-    } else {
-        if (lc.scratch.n_frag != 0) {
-            n = detail::stage_reassemble(lc, pkts, n, dl);
-        }
-        n = detail::inb_process(lc, st, b, pkts, n, dl);
     }
     detail::stage_tx(lc, b, tx, n, dl);
     dl.free_all();
@@ -151,7 +154,10 @@ int worker_main(void* arg)
     std::array<rte_mbuf*, max_burst> pkts;
     rte_rcu_qsbr_thread_online(lc.qsbr, lc.index);
     while (!lc.stop->load(std::memory_order_relaxed)) {
-        poll_once(lc, pkts.data());
+        // Opt-in (gateways sharing cores): the quiescent state is reported before the sleep.
+        if (poll_once(lc, pkts.data()) == 0 && lc.idle_sleep_us != 0) {
+            rte_delay_us_sleep(lc.idle_sleep_us);
+        }
     }
     for (int quiet = 0, polls = 0; quiet < 2 && polls < drain_max_polls; ++polls) {
         quiet = poll_once(lc, pkts.data()) == 0 ? quiet + 1 : 0;

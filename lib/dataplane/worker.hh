@@ -3,6 +3,8 @@
 /// rx -> parse -> classify -> seal (ESP) or bypass -> fragment (over the MTU) -> tx.
 /// Inbound (protected port): rx -> parse -> reassemble (ESP fragments) -> open (SAD, replay
 /// check, decrypt, strip) -> classify -> replay update -> tx.
+/// Boundary (protected port of region X paired with one of region Y): inbound under X's
+/// tables, then outbound under Y's on the same burst, in place (docs/regions.md).
 /// Everything a worker touches is in its `lcore_ctx`, set up by the control core before launch.
 
 #include <array>
@@ -27,6 +29,11 @@ namespace msecgw::dataplane {
 
 struct srcauth_lcore;
 
+/// What a binding does with what it receives: clear -> protected (seal), protected -> clear
+/// (open), or protected -> protected across two key regions (open with the rx region's SA, seal
+/// with the tx region's, in one pass on this lcore).
+enum class path : uint8_t { outbound, inbound, boundary };
+
 /// One rx queue a worker polls and where its packets go.
 struct rx_binding {
     uint16_t rx_port = 0;
@@ -34,7 +41,9 @@ struct rx_binding {
     uint16_t tx_port = 0;
     uint16_t tx_queue = 0;
     uint16_t egress_mtu = 1500;        ///< IP MTU of the tx port
-    config::direction dir = config::direction::out; ///< out: rx on a clear port
+    path role = path::outbound;
+    uint16_t in_region = 0;            ///< inbound/boundary: region whose SAD and in policies open rx
+    uint16_t out_region = 0;           ///< outbound/boundary: region whose out policies and SAs seal tx
     packet::ipv4_csum csum = packet::ipv4_csum::verify;
     bool tx_ipv4_cksum = false;        ///< the tx port computes outer IPv4 checksums
 };
@@ -68,6 +77,7 @@ struct alignas(64) lcore_ctx {
     uint16_t n_bindings = 0;
     uint16_t ip_id = 0;                ///< outer IPv4 identification
     uint32_t frag_id = 0;              ///< outer IPv6 fragment identification (low 24 bits)
+    uint32_t idle_sleep_us = 0;        ///< sleep after an empty poll round (0: busy poll)
     std::array<rx_binding, max_ports> bindings{};
     const std::atomic<bool>* stop = nullptr;                ///< read once per loop
     const std::atomic<const dp_state*>* state = nullptr;    ///< read once per loop (RCU)

@@ -90,6 +90,7 @@ result<port_state> start_port(const config::port_cfg& cfg, const std::string& pr
     port_state st;
     st.port_id = cfg.port;
     st.side = cfg.side;
+    st.region = cfg.region;
     st.mtu = cfg.mtu;
     st.nb_queues = nb_queues;
     rte_eth_dev_info info{};
@@ -137,18 +138,18 @@ result<port_state> start_port(const config::port_cfg& cfg, const std::string& pr
 
 result<void> pair_ports(std::vector<port_state>& ports)
 {
-    std::vector<std::size_t> clear, prot;
-    for (std::size_t i = 0; i < ports.size(); ++i) {
-        (ports[i].side == config::port_side::clear ? clear : prot).push_back(i);
+    std::vector<config::port_side> sides;
+    for (const auto& p : ports) {
+        sides.push_back(p.side);
     }
-    if (clear.size() != prot.size()) {
-        return error{errc::config_bad_value,
-                     "ports: " + std::to_string(clear.size()) + " clear and " + std::to_string(prot.size()) +
-                         " protected ports; they pair in order, so the counts must be equal"};
+    std::string why;
+    const auto pairs = config::port_pairs(sides, why);
+    if (pairs.empty()) {
+        return error{errc::config_bad_value, "ports: " + why};
     }
-    for (std::size_t k = 0; k < clear.size(); ++k) {
-        ports[clear[k]].peer = ports[prot[k]].port_id;
-        ports[prot[k]].peer = ports[clear[k]].port_id;
+    for (const auto& [a, b] : pairs) {
+        ports[a].peer = ports[b].port_id;
+        ports[b].peer = ports[a].port_id;
     }
     return {};
 }

@@ -32,6 +32,7 @@ struct port_state {
     uint16_t mtu = 1500;
     uint16_t nb_queues = 1;
     uint16_t peer = 0;            ///< where packets received here leave
+    uint16_t region = 0;          ///< config::port_cfg::region
     bool rx_ipv4_cksum = false;   ///< the NIC verifies IPv4 header checksums
     bool tx_ipv4_cksum = false;   ///< the NIC computes IPv4 header checksums
     std::string driver;
@@ -45,7 +46,7 @@ result<uint16_t> common_queue_count(const std::vector<config::port_cfg>& ports, 
 result<port_state> start_port(const config::port_cfg& cfg, const std::string& profile_dir,
                               uint16_t nb_queues, rte_mempool* pool);
 
-/// Pairs clear and protected ports in config order (k-th clear <-> k-th protected).
+/// Pairs ports as config::port_pairs does (k-th clear <-> k-th protected, then protected in twos).
 result<void> pair_ports(std::vector<port_state>& ports);
 
 /// Stops and closes a port (flushes PMD output such as net_pcap's tx file).

@@ -307,8 +307,11 @@ TEST(config, syntax_and_structure_errors)
     expect_error(base("state_dir: /y\n"), errc::config_duplicate, 5, "state_dir", "line 1");
     expect_error("ports: []\n", errc::config_bad_value, 1, "ports", "non-empty");
     expect_error("ports:\n  - {port: 0, side: clear}\n", errc::config_bad_value, 2, "ports", "protected");
+    // two protected ports pair as a boundary gateway, which needs them in two regions
     expect_error("ports:\n  - {port: 0, side: protected}\n  - {port: 1, side: protected}\n", errc::config_bad_value,
-                 2, "ports", "clear");
+                 3, "ports[1]", "same region");
+    expect_error("ports:\n  - {port: 0, side: clear}\n  - {port: 1, side: clear}\n  - {port: 2, side: protected}\n",
+                 errc::config_bad_value, 2, "ports", "2 clear and 1 protected");
     expect_error(base("sas: {name: a}\n"), errc::config_bad_value, 5, "sas", "list");
     expect_error(base("policies:\n  - out\n"), errc::config_bad_value, 6, "policies[0]", "mapping");
 }
