@@ -250,7 +250,7 @@ burst_result dp_harness::impl::run(std::span<const frame> frames, config::direct
     dataplane::rx_binding b;
     b.rx_port = sp.id[rx];
     b.tx_port = sp.id[1 - rx];
-    b.dir = dir;
+    b.role = dir == config::direction::out ? dataplane::path::outbound : dataplane::path::inbound;
     b.egress_mtu = mtu;
     std::array<rte_mbuf*, max_burst> pkts{};
     uint16_t n = 0;
@@ -307,7 +307,7 @@ bool esp_op(const dataplane::dp_state& st, frame& f, crypto::gcm_op& op)
         return false;
     }
     const bool v4 = meta.family == 4;
-    const uint32_t idx = st.sad.lookup(h.spi, meta.family, ip + (v4 ? 16 : 24), ip + (v4 ? 12 : 8));
+    const uint32_t idx = st.regions.front().sad.lookup(h.spi, meta.family, ip + (v4 ? 16 : 24), ip + (v4 ? 12 : 8));
     if (idx == sa::sad::not_found) {
         return false;
     }
