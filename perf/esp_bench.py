@@ -246,6 +246,8 @@ class Bench:
             time.sleep(max(0.0, s[0][0] + k - time.monotonic()))
             s.append(sample())
         (t0, c0, r0, _), (t1, c1, r1, _) = s[0], s[-1]
+        if r1 <= r0:
+            raise RuntimeError("the worker got no CPU time in the %d s window (machine overloaded)" % self.a.window)
         return {
             "pps_cpu": (c1 - c0) / ((r1 - r0) / 1e9),
             "pps_wall": (c1 - c0) / (t1 - t0),
