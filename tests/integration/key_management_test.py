@@ -96,6 +96,27 @@ class KeyTestbed(LiveTestbed):
     """A private network namespace; gateways and key servers are started by each test."""
 
     TAG = "gkm"
+    KEY_SERVER_GROUP = GROUP  # the groups of `msecgw --gcks-only` (start_key_server)
+
+    def start_key_server(self, log_name):
+        cfg = self.path("gcks.yaml")
+        if not os.path.exists(cfg):
+            key = self.path("storage.key")
+            with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+                f.write(os.urandom(32).hex())
+            with open(cfg, "w") as f:
+                f.write(self.KEY_SERVER_GROUP + KEY_SERVER + f"  state_path: {self.path('gcks.db')}\n  storage_key_file: {key}\n")
+        self.names.append(log_name)
+        with open(self.path(f"{log_name}.log"), "w") as log:
+            p = subprocess.Popen(self.ns.cmd([MSECGW_BIN, "--gcks-only", "--config", cfg]), stdout=log,
+                                 stderr=subprocess.STDOUT)
+        self.procs.append(p)
+        self.wait_for(lambda: "listening on" in self.log(log_name), f"{log_name} listening", 15)
+        return p
+
+    def ready(self, name, sending):
+        g = self.group_of(name)
+        return g is not None and g["member_state"] == "registered" and (g["sealing_spi"] != "" or not sending)
 
     def cli_json(self, name, *words):
         r = subprocess.run([CLI_BIN, "--socket", self.path(f"{name}.sock"), "--json", *words],
@@ -275,26 +296,6 @@ class KeyManagedGroupTest(KeyTestbed):
 class KeyServerAloneTest(KeyTestbed):
     """msecgw --gcks-only with its state in SQLite: kill -9 under traffic and rekeys, restart, and
     the members keep working (acceptance 5); an identity outside the group gets no key (acceptance 4)."""
-
-    def start_key_server(self, log_name):
-        cfg = self.path("gcks.yaml")
-        if not os.path.exists(cfg):
-            key = self.path("storage.key")
-            with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-                f.write(os.urandom(32).hex())
-            with open(cfg, "w") as f:
-                f.write(GROUP + KEY_SERVER + f"  state_path: {self.path('gcks.db')}\n  storage_key_file: {key}\n")
-        self.names.append(log_name)
-        with open(self.path(f"{log_name}.log"), "w") as log:
-            p = subprocess.Popen(self.ns.cmd([MSECGW_BIN, "--gcks-only", "--config", cfg]), stdout=log,
-                                 stderr=subprocess.STDOUT)
-        self.procs.append(p)
-        self.wait_for(lambda: "listening on" in self.log(log_name), f"{log_name} listening", 15)
-        return p
-
-    def ready(self, name, sending):
-        g = self.group_of(name)
-        return g is not None and g["member_state"] == "registered" and (g["sealing_spi"] != "" or not sending)
 
     def test_kill_9_of_the_key_server_under_traffic(self):
         self.links([("ac", "ac-tx", 0x1100), ("ap", "bp", 0x1101, 0x3300)])
