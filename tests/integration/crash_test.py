@@ -47,20 +47,6 @@ class CrashConsistencyTest(KeyTestbed):
 
     TAG = "cr"
 
-    def cli_json(self, name, *words):
-        """None while the gateway's control loop does not answer within the CLI timeout (a busy
-        machine, a gateway still starting): the callers poll."""
-        try:
-            return super().cli_json(name, *words)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def group_of(self, name):
-        try:
-            return super().group_of(name)
-        except TypeError:  # cli_json gave None
-            return None
-
     def opened(self, name):
         st = self.cli_json(name, "show", "stats")
         return st["opened"] if st else -1

@@ -119,8 +119,13 @@ class KeyTestbed(LiveTestbed):
         return g is not None and g["member_state"] == "registered" and (g["sealing_spi"] != "" or not sending)
 
     def cli_json(self, name, *words):
-        r = subprocess.run([CLI_BIN, "--socket", self.path(f"{name}.sock"), "--json", *words],
-                           capture_output=True, text=True, timeout=10)
+        """The CLI's JSON answer, or None while the gateway's control loop does not answer within
+        the CLI timeout (a gateway still starting on a busy machine): callers poll."""
+        try:
+            r = subprocess.run([CLI_BIN, "--socket", self.path(f"{name}.sock"), "--json", *words],
+                               capture_output=True, text=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            return None
         if r.returncode != 0:
             self.fail_with_logs(f"msecgw-cli {name} {' '.join(words)}: exit {r.returncode}: {r.stderr}")
         return json.loads(r.stdout)
@@ -128,7 +133,8 @@ class KeyTestbed(LiveTestbed):
     def group_of(self, name):
         if not os.path.exists(self.path(f"{name}.sock")):
             return None
-        groups = self.cli_json(name, "show", "group")["groups"]
+        shown = self.cli_json(name, "show", "group")
+        groups = shown["groups"] if shown else None
         return groups[0] if groups else None
 
     def start_senders(self, frames, ifaces):
