@@ -96,11 +96,15 @@ class Telemetry:
 
     def opackets(self, port):
         """(monotonic time of the reply, opackets of `port`) or (t, None) before the port is up."""
+        return self.counter(port, "opackets")
+
+    def counter(self, port, field):
+        """(monotonic time of the reply, `field` of /ethdev/stats of `port`) or (t, None) before the port is up."""
         self.sock.send(b"/ethdev/stats,%d" % port)
         reply = json.loads(self.sock.recv(self.max_len + 1024))
         t = time.monotonic()
         stats = reply.get("/ethdev/stats")
-        return t, (stats["opackets"] if isinstance(stats, dict) else None)
+        return t, (stats[field] if isinstance(stats, dict) else None)
 
     def close(self):
         self.sock.close()

@@ -242,10 +242,16 @@ int run_key_server(const msecgw::app::options& opts, const msecgw::config::gatew
     }
     const auto& c = (*keys)->key_server()->counters();
     std::printf("key server: %llu registrations, %llu refused (authorization), %llu refused (authentication), "
-                "%llu rekey messages, %llu malformed datagrams dropped\n",
+                "%llu rekey messages, %llu malformed datagrams dropped, %llu ignored, %llu cookies sent, "
+                "%llu cookies rejected, %llu IKE_SA_INIT dropped at max_half_open, %llu at max_half_open_per_address, "
+                "%llu half-open expired\n",
                 static_cast<unsigned long long>(c.registrations), static_cast<unsigned long long>(c.authorization_failed),
                 static_cast<unsigned long long>(c.authentication_failed), static_cast<unsigned long long>(c.rekeys_sent),
-                static_cast<unsigned long long>(c.malformed));
+                static_cast<unsigned long long>(c.malformed), static_cast<unsigned long long>(c.ignored),
+                static_cast<unsigned long long>(c.cookies_sent), static_cast<unsigned long long>(c.cookies_rejected),
+                static_cast<unsigned long long>(c.half_open_dropped),
+                static_cast<unsigned long long>(c.half_open_address_dropped),
+                static_cast<unsigned long long>(c.half_open_expired));
     return 0;
 }
 

@@ -116,11 +116,11 @@ void add_key_samples(const control::key_manager* keys, metrics::sample& s)
     const gkm::gcks_counters& c = ks->counters();
     metrics::key_server_sample k{c.registrations, c.authorization_failed, c.authentication_failed, c.invalid_group,
                                  c.no_proposal_chosen, c.malformed, c.retransmissions_answered, c.rekeys_sent,
-                                 c.periodic_rekeys, c.rekeys_failed, c.cookies_sent, c.cookies_rejected,
-                                 c.half_open_dropped, c.half_open_expired, ks->half_open_sessions(), ks->sessions(), {},
+                                 c.periodic_rekeys, c.restart_rekeys, c.rekeys_failed, c.cookies_sent, c.cookies_rejected,
+                                 c.half_open_dropped, c.half_open_address_dropped, c.half_open_expired, ks->half_open_sessions(), ks->sessions(), {},
                                  ks->leading(), c.leader_takeovers, c.leader_step_downs, c.etcd_errors,
                                  c.not_leader_dropped, c.etcd_retries_deferred, ks->etcd_consecutive_failures(),
-                                 std::chrono::duration<double>(ks->etcd_backoff()).count()};
+                                 std::chrono::duration<double>(ks->etcd_backoff()).count(), c.ignored};
     for (const auto& g : keys->groups()) {
         if (auto st = keys->key_server_group(g.name)) {
             k.group_members.emplace_back(g.name, st->members);

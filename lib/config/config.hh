@@ -226,6 +226,7 @@ struct psk_peer_cfg {
 struct admission_cfg {
     uint32_t half_open_timeout_ms = 30'000;
     uint32_t max_half_open = 4096;
+    uint32_t max_half_open_per_address = 64;
     uint32_t cookie_threshold = 256;
     uint32_t cookie_secret_lifetime_ms = 60'000;
     uint32_t finished_linger_ms = 60'000;

@@ -227,7 +227,7 @@ result<group_cfg> parse_group(const at& a)
 
 result<admission_cfg> parse_admission(const at& a)
 {
-    if (auto r = only_keys(a, {"half_open_timeout_ms", "max_half_open", "cookie_threshold",
+    if (auto r = only_keys(a, {"half_open_timeout_ms", "max_half_open", "max_half_open_per_address", "cookie_threshold",
                                "cookie_secret_lifetime_ms", "finished_linger_ms"});
         !r) {
         return r.err();
@@ -236,6 +236,7 @@ result<admission_cfg> parse_admission(const at& a)
     const std::initializer_list<std::tuple<const char*, uint64_t, uint64_t, uint32_t*>> fields = {
         {"half_open_timeout_ms", 100, 3'600'000, &ad.half_open_timeout_ms},
         {"max_half_open", 1, 1u << 24, &ad.max_half_open},
+        {"max_half_open_per_address", 1, 1u << 24, &ad.max_half_open_per_address},
         {"cookie_threshold", 0, 1u << 24, &ad.cookie_threshold},
         {"cookie_secret_lifetime_ms", 1000, 86'400'000, &ad.cookie_secret_lifetime_ms},
         {"finished_linger_ms", 0, 3'600'000, &ad.finished_linger_ms}};

@@ -105,6 +105,7 @@ result<gkm::gcks_config> gcks_config_of(const config::gateway_cfg& cfg)
     const auto& a = ks.admission;
     c.admission.half_open_timeout = std::chrono::milliseconds(a.half_open_timeout_ms);
     c.admission.max_half_open = a.max_half_open;
+    c.admission.max_half_open_per_address = a.max_half_open_per_address;
     c.admission.cookie_threshold = a.cookie_threshold;
     c.admission.cookie_secret_lifetime = std::chrono::milliseconds(a.cookie_secret_lifetime_ms);
     c.admission.finished_linger = std::chrono::milliseconds(a.finished_linger_ms);

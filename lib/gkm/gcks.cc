@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <unordered_map>
 
 #include "gkm.hh"
 #include "cookies.hh"
@@ -44,6 +45,10 @@ struct group_runtime {
     uint32_t sender_id_reserved = 1;  ///< with a store: Sender-IDs below this are committed to it
     std::optional<clock::time_point> next_rekey;  ///< periodic rekey: when the next one is due
     std::optional<key_tree_state> lkh;            ///< config.key_tree: the tree (the KEK derives from its root)
+    /// Restarted on a stored TEK with members: rekey at the first tick. A crash between committing
+    /// a TEK and sending its GSA_REKEY leaves a TEK the members never got; members registering
+    /// after the restart would seal under it and the others could not open it until the next rekey.
+    bool rekey_at_start = false;
 
     stored_group snapshot() const
     {
@@ -181,6 +186,7 @@ struct gcks::impl {
     clock::time_point now = clock::now();  ///< of the current tick
     clock::time_point next_sweep = now;
     size_t half_open = 0;
+    std::unordered_map<uint32_t, uint32_t> half_open_by_address;  ///< at most max_half_open entries
     cookie_jar cookies;
 
     void send(const endpoint& to, byte_view data)
@@ -215,6 +221,8 @@ struct gcks::impl {
     bool admit_init(const received_datagram& dg, const message& m, const nonce_payload& ni);
     void expire_sessions();
     void end_session(std::map<uint64_t, responder_session>::iterator it);
+    /// The session's GSA_AUTH came or it ends: one half-open session less (also for its address).
+    void close_half_open(const endpoint& peer);
     void handle_init(const received_datagram& dg, const message& m);
     void handle_gsa_auth(const received_datagram& dg, const message& m);
     /// The answer to a GSA_AUTH, or nothing when it waits for the key tree's batch commit.
@@ -299,12 +307,13 @@ void gcks::impl::handle(const received_datagram& dg)
         return;
     }
     if (m->header.is_response() || !m->header.from_initiator()) {
-        return;  // we only answer requests from initiators
+        ++counters.ignored;  // we only answer requests from initiators
+        return;
     }
     switch (m->header.exchange) {
     case exchange_type::ike_sa_init: handle_init(dg, *m); break;
     case exchange_type::gsa_auth: handle_gsa_auth(dg, *m); break;
-    default: break;  // GSA_REGISTRATION, INFORMATIONAL: not yet
+    default: ++counters.ignored; break;  // GSA_REGISTRATION, INFORMATIONAL: not yet
     }
 }
 
@@ -362,6 +371,7 @@ void gcks::impl::handle_init(const received_datagram& dg, const message& m)
     sessions.emplace(h.spi_r, responder_session{dg.source, ike_sa(ike_role::responder, std::move(init), std::move(keys)),
                                                 key, now + config.admission.half_open_timeout, false, false, 1, 0, {}});
     ++half_open;
+    ++half_open_by_address[dg.source.address];
     send(dg.source, wire);
 }
 
@@ -389,7 +399,21 @@ bool gcks::impl::admit_init(const received_datagram& dg, const message& m, const
         ++counters.half_open_dropped;
         return false;
     }
+    // One address (with cookies: a real one, it answered ours) cannot take the whole table.
+    if (auto n = half_open_by_address.find(dg.source.address);
+        n != half_open_by_address.end() && n->second >= policy.max_half_open_per_address) {
+        ++counters.half_open_address_dropped;
+        return false;
+    }
     return true;
+}
+
+void gcks::impl::close_half_open(const endpoint& peer)
+{
+    --half_open;
+    if (auto n = half_open_by_address.find(peer.address); n != half_open_by_address.end() && --n->second == 0) {
+        half_open_by_address.erase(n);
+    }
 }
 
 void gcks::impl::end_session(std::map<uint64_t, responder_session>::iterator it)
@@ -399,7 +423,7 @@ void gcks::impl::end_session(std::map<uint64_t, responder_session>::iterator it)
         init_responses.erase(cached);
     }
     if (!it->second.finished) {
-        --half_open;
+        close_half_open(it->second.peer);
     }
     sessions.erase(it);
 }
@@ -434,7 +458,8 @@ void gcks::impl::handle_gsa_auth(const received_datagram& dg, const message& m)
         return;
     }
     if (m.header.message_id != s.next_message_id) {
-        return;  // outside the window of one (RFC 7296 §2.3)
+        ++counters.ignored;  // outside the window of one (RFC 7296 §2.3)
+        return;
     }
     result<std::vector<payload>> request = s.sa.open(m, dg.data);
     if (!request) {
@@ -445,7 +470,7 @@ void gcks::impl::handle_gsa_auth(const received_datagram& dg, const message& m)
     s.next_message_id = m.header.message_id + 1;
     if (!s.finished) {
         s.finished = true;
-        --half_open;
+        close_half_open(s.peer);
         s.expires = now + config.admission.finished_linger;
     }
     std::optional<std::vector<payload>> answer = answer_registration(s, *request);
@@ -604,11 +629,20 @@ std::vector<payload> gcks::impl::key_download(responder_session& s, group_runtim
             payload{payload_type::kd, false, std::move(kd)}};
 }
 
-/// Periodic rekeys (rekey_period_seconds). The first period starts at the first tick; a failed
-/// rekey is counted and tried again a period later (members recover through the TEK lifetime).
+/// Periodic rekeys (rekey_period_seconds). The first period starts at the first tick (after the
+/// rekey of a restart on stored state, group_runtime::rekey_at_start); a failed rekey is counted
+/// and tried again a period later (members recover through the TEK lifetime).
 void gcks::impl::rekey_due_groups()
 {
     for (group_runtime& g : groups) {
+        if (g.rekey_at_start) {
+            g.rekey_at_start = false;
+            ++counters.restart_rekeys;
+            if (!rekey(g.config.group_id)) {
+                ++counters.rekeys_failed;
+            }
+            continue;
+        }
         if (g.config.rekey_period_seconds == 0) {
             continue;
         }
@@ -631,6 +665,7 @@ result<void> gcks::impl::rekey(uint32_t group_id)
         return error{errc::config_reference, "no group " + std::to_string(group_id)};
     }
     g->next_rekey = now + std::chrono::seconds(g->config.rekey_period_seconds);
+    g->rekey_at_start = false;  // this one replaces it
     if (g->next_rekey_message_id == 0xffffffffu) {
         return error{errc::unsupported, "group " + std::to_string(group_id) + ": GSA_REKEY Message IDs exhausted"};
     }
@@ -905,6 +940,9 @@ result<void> gcks::impl::commit_batch(group_runtime& g)
 
 result<std::unique_ptr<gcks>> gcks::create(gcks_config config)
 {
+    if (config.admission.datagrams_per_tick == 0) {
+        return error{errc::config_bad_value, "gcks: admission.datagrams_per_tick must be at least 1"};
+    }
     result<udp_socket> socket = udp_socket::open(config.listen);
     if (!socket) {
         return socket.err();
@@ -1163,10 +1201,11 @@ result<void> gcks::impl::take_over()
 /// owns the state, and a take-over loads it again.
 result<void> gcks::impl::add_group(const group_config& gc)
 {
-    group_runtime g{gc, 0, {}, 1, random_secret(kek_key_size + gcm_salt_size), random_bytes(16), 1, {}, 1, {}, {}};
+    group_runtime g{gc, 0, {}, 1, random_secret(kek_key_size + gcm_salt_size), random_bytes(16), 1, {}, 1, {}, {}, false};
     if (result<void> loaded = load_group_state(g); !loaded) {
         return loaded;
     }
+    g.rekey_at_start = !etcd && g.tek_spi != 0 && !g.registered.empty();
     if (leading) {
         if (result<void> ready = init_group_state(g); !ready) {
             return ready;
@@ -1299,7 +1338,7 @@ void gcks::tick(clock::time_point now)
         if (!_s->leading) {
             // A standby (or a leader without etcd) answers nobody: members retransmit and then
             // try their next key server.
-            while (std::optional<received_datagram> dg = _s->socket.receive()) {
+            for (size_t n = 0; n < _s->config.admission.datagrams_per_tick && _s->socket.receive(); ++n) {
                 ++_s->counters.not_leader_dropped;
             }
             return;
@@ -1307,7 +1346,11 @@ void gcks::tick(clock::time_point now)
     }
     _s->cookies.rotate_if_due(now, _s->config.admission.cookie_secret_lifetime);
     _s->expire_sessions();
-    while (std::optional<received_datagram> dg = _s->socket.receive()) {
+    for (size_t n = 0; n < _s->config.admission.datagrams_per_tick; ++n) {
+        std::optional<received_datagram> dg = _s->socket.receive();
+        if (!dg) {
+            break;
+        }
         _s->handle(*dg);
     }
     _s->commit_due_batches();

@@ -88,10 +88,16 @@ struct group_config {
 struct admission_policy {
     std::chrono::milliseconds half_open_timeout{30'000};  ///< a half-open session is dropped after this
     size_t max_half_open = 4096;                          ///< hard cap: IKE_SA_INIT beyond it is dropped
+    /// Cap per source address: one address cannot fill the table and keep others out (a flood
+    /// that answers our cookies comes from real addresses).
+    size_t max_half_open_per_address = 64;
     size_t cookie_threshold = 256;  ///< from this many half-open sessions on, IKE_SA_INIT needs a COOKIE
     std::chrono::milliseconds cookie_secret_lifetime{60'000};  ///< the cookie secret rotates this often
     /// A finished registration's IKE SA is kept this long to answer a retransmitted GSA_AUTH.
     std::chrono::milliseconds finished_linger{60'000};
+    /// Datagrams one tick() handles at most, so a flood cannot keep tick() from batch commits,
+    /// rekeys and election steps; the rest waits in the socket buffer (the kernel drops beyond it).
+    size_t datagrams_per_tick = 256;
 };
 
 struct gcks_config {
@@ -154,13 +160,16 @@ struct gcks_counters {
     uint64_t invalid_group = 0;
     uint64_t no_proposal_chosen = 0;
     uint64_t malformed = 0;               ///< undecodable or undecryptable datagrams dropped
+    uint64_t ignored = 0;                 ///< well-formed but unanswered: responses, exchanges not served, out of window
     uint64_t retransmissions_answered = 0;
     uint64_t rekeys_sent = 0;              ///< GSA_REKEY messages (one per member reached)
     uint64_t periodic_rekeys = 0;          ///< rekeys started by rekey_period_seconds
+    uint64_t restart_rekeys = 0;           ///< rekeys at a start on stored state (a TEK committed before a crash may not have gone out)
     uint64_t rekeys_failed = 0;            ///< periodic rekeys that could not be made (e.g. the store failed)
     uint64_t cookies_sent = 0;             ///< IKE_SA_INIT answered with N(COOKIE) and no state kept
     uint64_t cookies_rejected = 0;         ///< IKE_SA_INIT with a wrong or stale COOKIE, dropped
     uint64_t half_open_dropped = 0;        ///< IKE_SA_INIT dropped at max_half_open
+    uint64_t half_open_address_dropped = 0;  ///< IKE_SA_INIT dropped at max_half_open_per_address
     uint64_t half_open_expired = 0;        ///< half-open sessions removed after half_open_timeout
     uint64_t sessions_expired = 0;         ///< finished sessions removed after finished_linger
     uint64_t refused_sessions_ended = 0;   ///< sessions removed right after a refused GSA_AUTH

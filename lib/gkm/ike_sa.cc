@@ -1,5 +1,6 @@
 #include "ike_sa.hh"
 
+#include "registration.hh"
 #include "wire.hh"
 
 namespace msecgw::gkm {
@@ -32,6 +33,21 @@ proposal make_ike_proposal(dh_group group)
                      transform::make(transform_type::prf, prf_hmac_sha2_256),
                      transform::make(transform_type::ke, static_cast<uint16_t>(group)),
                      transform::make(transform_type::kwa, kw_5649_256)}};
+}
+
+message ike_sa_init_request(uint64_t spi_i, dh_group group, const bytes& public_value, const bytes& nonce_i,
+                            const bytes& cookie)
+{
+    message m{ike_header{spi_i, 0, payload_type::none, ike_version_2, exchange_type::ike_sa_init, flag_initiator, 0, 0},
+              {payload{payload_type::sa, false, sa_payload{{make_ike_proposal(group)}}},
+               payload{payload_type::ke, false, ke_payload{static_cast<uint16_t>(group), public_value}},
+               payload{payload_type::nonce, false, nonce_payload{nonce_i}}}};
+    if (!cookie.empty()) {
+        payload c = notify(notify_type::cookie);
+        std::get<notify_payload>(c.body).data = cookie;
+        m.payloads.insert(m.payloads.begin(), std::move(c));
+    }
+    return m;
 }
 
 std::optional<proposal> choose_ike_proposal(const sa_payload& offered, dh_group ke_group)

@@ -16,6 +16,10 @@ enum class ike_role { initiator, responder };
 /// Our only IKE SA suite: ENCR_AES_GCM_16 (256-bit), PRF_HMAC_SHA2_256, the given ECDH group,
 /// key wrap KW_5649_256.
 proposal make_ike_proposal(dh_group group);
+/// An initiator's IKE_SA_INIT request: SA (make_ike_proposal(group)), KE, Ni, and N(COOKIE)
+/// first when cookie is not empty (RFC 7296 §2.6).
+message ike_sa_init_request(uint64_t spi_i, dh_group group, const bytes& public_value, const bytes& nonce_i,
+                            const bytes& cookie = {});
 /// The responder's pick from the initiator's SA payload: the first proposal that is exactly our
 /// suite for ke_group (the group of the KE payload). Returns the proposal to echo back.
 std::optional<proposal> choose_ike_proposal(const sa_payload& offered, dh_group ke_group);

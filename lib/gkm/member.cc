@@ -200,12 +200,8 @@ void group_member::impl::start(clock::time_point now, bool keep_keys, bool failo
     }
     rejection.reset();
     last_error.clear();
-    message request{ike_header{spi_i, 0, payload_type::none, ike_version_2, exchange_type::ike_sa_init, flag_initiator, 0, 0},
-                    {payload{payload_type::sa, false, sa_payload{{make_ike_proposal(config.group)}}},
-                     payload{payload_type::ke, false, ke_payload{static_cast<uint16_t>(config.group), dh->public_value()}},
-                     payload{payload_type::nonce, false, nonce_payload{nonce_i}}}};
     phase = member_state::ike_sa_init_sent;
-    send_request(encode_message(request), 0, now);
+    send_request(encode_message(ike_sa_init_request(spi_i, config.group, dh->public_value(), nonce_i)), 0, now);
 }
 
 void group_member::impl::retransmit_if_due(clock::time_point now)

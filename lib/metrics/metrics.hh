@@ -77,10 +77,12 @@ struct key_server_sample {
     uint64_t retransmissions_answered = 0;
     uint64_t rekeys_sent = 0;
     uint64_t periodic_rekeys = 0;
+    uint64_t restart_rekeys = 0;
     uint64_t rekeys_failed = 0;
     uint64_t cookies_sent = 0;
     uint64_t cookies_rejected = 0;
     uint64_t half_open_dropped = 0;
+    uint64_t half_open_address_dropped = 0;
     uint64_t half_open_expired = 0;
     uint64_t half_open_sessions = 0;
     uint64_t sessions = 0;
@@ -94,6 +96,7 @@ struct key_server_sample {
     uint64_t etcd_retries_deferred = 0;     ///< election steps put off by the back-off
     uint64_t etcd_consecutive_failures = 0; ///< election steps in a row etcd did not answer
     double etcd_backoff_seconds = 0;        ///< wait before the next step; 0 while etcd answers
+    uint64_t ignored = 0;
 };
 
 /// What one scrape reports.

@@ -56,6 +56,7 @@ TEST(config_keys, EveryKeyOfTheThreeSections)
         "    members: [gw-a, gw-b]\n    senders: gw-a\n    replay_window: 4096\n" +
         key_server("  identity: ks1\n  state_path: /var/lib/msecgw/gcks.db\n  storage_key_file: /etc/msecgw/k\n"
                    "  admission: {half_open_timeout_ms: 5000, max_half_open: 100, cookie_threshold: 10,"
+                   " max_half_open_per_address: 7,"
                    " cookie_secret_lifetime_ms: 2000, finished_linger_ms: 0}\n") +
         member("  key_server_identity: ks1\n  local_address: 127.0.0.2\n  dh_group: 31\n"
                "  activation_delay_ms: 250\n  deactivation_delay_ms: 2500\n") +
@@ -84,6 +85,7 @@ TEST(config_keys, EveryKeyOfTheThreeSections)
     EXPECT_EQ(c.key_server->storage_key_file, "/etc/msecgw/k");
     EXPECT_EQ(c.key_server->admission.half_open_timeout_ms, 5000u);
     EXPECT_EQ(c.key_server->admission.max_half_open, 100u);
+    EXPECT_EQ(c.key_server->admission.max_half_open_per_address, 7u);
     EXPECT_EQ(c.key_server->admission.cookie_threshold, 10u);
     EXPECT_EQ(c.key_server->admission.cookie_secret_lifetime_ms, 2000u);
     EXPECT_EQ(c.key_server->admission.finished_linger_ms, 0u);

@@ -32,16 +32,8 @@ public:
     {
         for (int i = 0; i < n; ++i) {
             bytes spi = random_bytes(8);
-            message m{ike_header{*wire_reader(spi).u64() | 1, 0, payload_type::none, ike_version_2,
-                                 exchange_type::ike_sa_init, flag_initiator, 0, 0},
-                      {payload{payload_type::sa, false, sa_payload{{make_ike_proposal(dh_group::ecp256)}}},
-                       payload{payload_type::ke, false, ke_payload{uint16_t(dh_group::ecp256), _public}},
-                       payload{payload_type::nonce, false, nonce_payload{random_bytes(our_nonce_size)}}}};
-            if (!cookie.empty()) {
-                payload c = notify(notify_type::cookie);
-                std::get<notify_payload>(c.body).data = cookie;
-                m.payloads.insert(m.payloads.begin(), std::move(c));
-            }
+            const message m = ike_sa_init_request(*wire_reader(spi).u64() | 1, dh_group::ecp256, _public,
+                                                  random_bytes(our_nonce_size), cookie);
             _socket->send_to(to, encode_message(m));
         }
     }
@@ -105,6 +97,23 @@ TEST_F(gkm_admission, FloodKeepsHalfOpenBoundedAndARealMemberRegistersWithACooki
     EXPECT_EQ(server->counters().registrations, 1u);
     EXPECT_EQ(server->half_open_sessions(), 32u);  // the member's own session finished
     EXPECT_EQ(server->counters().cookies_rejected, 0u);
+}
+
+TEST_F(gkm_admission, OneAddressCannotTakeTheWholeHalfOpenTable)
+{
+    gcks_config c = with_admission(SIZE_MAX, 100);
+    c.admission.max_half_open_per_address = 10;
+    start_gcks(std::move(c));
+    flood(50, 10);  // the flooder's one address
+    EXPECT_EQ(server->half_open_sessions(), 10u);
+    EXPECT_EQ(server->counters().half_open_address_dropped, 40u);
+    EXPECT_EQ(server->counters().half_open_dropped, 0u);
+    member_config other = member("gm-a");
+    other.local = endpoint{0x7f000002, 0};  // another address registers
+    gkm::group_member& a = add_member(std::move(other));
+    run_registrations();
+    ASSERT_EQ(a.state(), member_state::registered) << a.last_error();
+    EXPECT_EQ(server->half_open_sessions(), 10u);
 }
 
 TEST_F(gkm_admission, HalfOpenSessionsBeyondTheCapAreDropped)
@@ -182,6 +191,46 @@ TEST(GkmCookieJar, CookiesSurviveOneRotationNotTwoAndAreBoundToTheInitiator)
     EXPECT_TRUE(jar.valid(cookie, nonce, peer, 42));   // made under the previous secret
     jar.rotate_if_due(t0 + 2 * lifetime, lifetime);
     EXPECT_FALSE(jar.valid(cookie, nonce, peer, 42));  // two rotations old
+}
+
+TEST_F(gkm_admission, OneTickHandlesABoundedNumberOfDatagramsAndGarbageIsCounted)
+{
+    gcks_config c = with_admission(0, 64);  // a COOKIE for everyone: no state, no Diffie-Hellman
+    c.admission.datagrams_per_tick = 16;
+    start_gcks(std::move(c));
+    flooder.send(server->local(), 40);
+    server->tick(clock::now());
+    EXPECT_EQ(server->counters().cookies_sent, 16u);  // the rest waits in the socket buffer
+    server->tick(clock::now());
+    server->tick(clock::now());
+    EXPECT_EQ(server->counters().cookies_sent, 40u);
+
+    // Garbage: bytes that do not decode are malformed; a well-formed response, or a request of an
+    // exchange the key server does not serve, is ignored. Nothing is answered.
+    result<udp_socket> s = udp_socket::open(endpoint{0x7f000001, 0});
+    ASSERT_TRUE(s.ok());
+    s->send_to(server->local(), bytes(3, 0xff));
+    s->send_to(server->local(), random_bytes(300));
+    message response = ike_sa_init_request(7, dh_group::ecp256, bytes(65, 4), random_bytes(our_nonce_size));
+    response.header.flags = flag_response;
+    s->send_to(server->local(), encode_message(response));
+    message informational = ike_sa_init_request(8, dh_group::ecp256, bytes(65, 4), random_bytes(our_nonce_size));
+    informational.header.exchange = exchange_type::informational;
+    s->send_to(server->local(), encode_message(informational));
+    server->tick(clock::now());
+    EXPECT_EQ(server->counters().malformed, 2u);
+    EXPECT_EQ(server->counters().ignored, 2u);
+    EXPECT_FALSE(s->receive().has_value());
+    EXPECT_EQ(server->sessions(), 0u);
+}
+
+TEST(GkmAdmission, ZeroDatagramsPerTickIsAConfigurationError)
+{
+    gcks_config c = with_admission(0, 64);
+    c.admission.datagrams_per_tick = 0;
+    result<std::unique_ptr<gcks>> g = gcks::create(std::move(c));
+    ASSERT_FALSE(g.ok());
+    EXPECT_NE(g.err().detail.find("datagrams_per_tick"), std::string::npos);
 }
 
 TEST_F(gkm_admission, RefusedRegistrationsLeaveNoSessionBehind)

@@ -134,10 +134,15 @@ TEST_F(gkm_persistence, RestartKeepsTheGroupAndMembersAndNeverReusesSpiSenderIdO
     EXPECT_EQ(after.members, 2u);
     EXPECT_EQ(server->rekey_public_key(), public_key);
 
-    // Members registered with the old process accept the new one's rekey: same KEK, same
-    // signing key, a Message ID above every earlier one.
-    ASSERT_TRUE(server->rekey(7).ok());
+    // Members registered with the old process accept the new one's rekeys (the one it sends at
+    // its first tick, then another): same KEK, same signing key, Message IDs above every earlier one.
     ASSERT_TRUE(pump([&] { return accepted() == 6; }));
+    EXPECT_EQ(server->counters().restart_rekeys, 1u);
+    spis.insert(before.tek_spi);
+    EXPECT_EQ(spis.count(server->status(7)->tek_spi), 0u);
+    spis.insert(server->status(7)->tek_spi);
+    ASSERT_TRUE(server->rekey(7).ok());
+    ASSERT_TRUE(pump([&] { return accepted() == 8; }));
     EXPECT_EQ(members[0]->counters().rekeys_replayed + members[0]->counters().rekeys_forged, 0u);
     const uint32_t current = server->status(7)->tek_spi;
     EXPECT_EQ(spis.count(current), 0u);
@@ -148,6 +153,40 @@ TEST_F(gkm_persistence, RestartKeepsTheGroupAndMembersAndNeverReusesSpiSenderIdO
     ASSERT_EQ(late.state(), member_state::registered) << late.last_error();
     EXPECT_EQ(late.membership()->teks[0].spi, current);
     EXPECT_EQ(sender_ids.count(*late.membership()->sender_id), 0u);
+}
+
+// A crash between committing a rekey's TEK and sending its GSA_REKEY leaves a TEK no member got:
+// the restarted key server replaces it with a rekey at its first tick, so the members it had and
+// the ones registering after the restart share a TEK again.
+TEST_F(gkm_persistence, ATekCommittedJustBeforeACrashIsReplacedByARekeyAtStart)
+{
+    add_member(signed_member("gm-a"));
+    run_registrations();
+    ASSERT_EQ(members[0]->state(), member_state::registered) << members[0]->last_error();
+    const uint16_t port = server->local().port;
+    server.reset();
+    constexpr uint32_t never_sent = 0x7e570001;
+    {
+        result<secret> key = load_storage_key(key_path);
+        ASSERT_TRUE(key.ok()) << key.err().detail;
+        result<gcks_store> store = gcks_store::open(dir + "/gcks.db", std::move(*key));
+        ASSERT_TRUE(store.ok()) << store.err().detail;
+        result<std::optional<stored_group>> g = store->load_group(7);
+        ASSERT_TRUE(g.ok() && g->has_value());
+        (*g)->tek_spi = never_sent;
+        (*g)->tek_keymat = random_secret((*g)->tek_keymat.size());
+        ASSERT_TRUE(store->save_group(**g).ok());
+    }
+    start_gcks(persistent_config(port));
+    ASSERT_TRUE(pump([&] { return accepted() == 1; }));
+    EXPECT_EQ(server->counters().restart_rekeys, 1u);
+    const uint32_t current = server->status(7)->tek_spi;
+    EXPECT_NE(current, never_sent);
+    EXPECT_EQ(members[0]->membership()->teks[0].spi, current);
+    gkm::group_member& late = add_member(signed_member("gm-b"));
+    run_registrations();
+    ASSERT_EQ(late.state(), member_state::registered) << late.last_error();
+    EXPECT_EQ(late.membership()->teks[0].spi, current);
 }
 
 TEST_F(gkm_persistence, SigkillOfTheGcksProcessReusesNothing)

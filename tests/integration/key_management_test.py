@@ -98,10 +98,20 @@ class KeyTestbed(LiveTestbed):
     """A private network namespace; gateways and key servers are started by each test."""
 
     TAG = "gkm"
+    KEY_SERVER_GROUP = GROUP  # the groups of `msecgw --gcks-only` (start_key_server)
+
+    def ready(self, name, sending):
+        g = self.group_of(name)
+        return g is not None and g["member_state"] == "registered" and (g["sealing_spi"] != "" or not sending)
 
     def cli_json(self, name, *words):
-        r = subprocess.run([CLI_BIN, "--socket", self.path(f"{name}.sock"), "--json", *words],
-                           capture_output=True, text=True, timeout=10)
+        """The CLI's JSON answer, or None while the gateway's control loop does not answer within
+        the CLI timeout (a gateway still starting on a busy machine): callers poll."""
+        try:
+            r = subprocess.run([CLI_BIN, "--socket", self.path(f"{name}.sock"), "--json", *words],
+                               capture_output=True, text=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            return None
         if r.returncode != 0:
             self.fail_with_logs(f"msecgw-cli {name} {' '.join(words)}: exit {r.returncode}: {r.stderr}")
         return json.loads(r.stdout)
@@ -111,7 +121,8 @@ class KeyTestbed(LiveTestbed):
         # busy machine can take longer than the CLI's timeout to get there).
         if not os.path.exists(self.path(f"{name}.sock")) or "CLI on unix socket" not in self.log(name):
             return None
-        groups = self.cli_json(name, "show", "group")["groups"]
+        shown = self.cli_json(name, "show", "group")
+        groups = shown["groups"] if shown else None
         return groups[0] if groups else None
 
     def start_senders(self, frames, ifaces, rate=RATE):
@@ -166,9 +177,13 @@ class KeyTestbed(LiveTestbed):
         return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in scrape.splitlines()
                 if line and not line.startswith("#")}
 
-    def start_key_server(self, log_name, text, extra=()):
+    def start_key_server(self, log_name, text=None, extra=()):
         """msecgw --gcks-only with configuration `text` (written to LOG_NAME.yaml), output in
-        LOG_NAME.log; returns once it listens."""
+        LOG_NAME.log; returns once it listens. Without `text`: KEY_SERVER_GROUP with its state in
+        SQLite (gcks.db, the same file across restarts) under the test's storage key."""
+        if text is None:
+            text = (self.KEY_SERVER_GROUP + KEY_SERVER +
+                    f"  state_path: {self.path('gcks.db')}\n  storage_key_file: {self.storage_key()}\n")
         cfg = self.path(f"{log_name}.yaml")
         with open(cfg, "w") as f:
             f.write(text)
@@ -187,10 +202,6 @@ class KeyTestbed(LiveTestbed):
             with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
                 f.write(os.urandom(32).hex())
         return key
-
-    def ready(self, name, sending):
-        g = self.group_of(name)
-        return g is not None and g["member_state"] == "registered" and (g["sealing_spi"] != "" or not sending)
 
     def assert_delivered(self, got, frames, stats_b, why):
         """Every frame of every sender in `got` exactly once, byte for byte; nothing else."""
@@ -311,16 +322,12 @@ class KeyServerAloneTest(KeyTestbed):
     """msecgw --gcks-only with its state in SQLite: kill -9 under traffic and rekeys, restart, and
     the members keep working (acceptance 5); an identity outside the group gets no key (acceptance 4)."""
 
-    def start_sqlite_key_server(self, log_name):
-        text = GROUP + KEY_SERVER + f"  state_path: {self.path('gcks.db')}\n  storage_key_file: {self.storage_key()}\n"
-        return self.start_key_server(log_name, text)
-
     def test_kill_9_of_the_key_server_under_traffic(self):
         self.links([("ac", "ac-tx", 0x1100), ("ap", "bp", 0x1101, 0x3300)])
         empty = self.path("empty.pcap")
         write_pcap(empty, [])
         b_out = self.path("b_clear_out.pcap")
-        gcks = self.start_sqlite_key_server("gcks1")
+        gcks = self.start_key_server("gcks1")
         a = self.start_gateway("a", [live(0, "ac"), live(1, "ap")], config(self.path("state-a"), "gw-a1", True), self.cpu1)
         b = self.start_gateway("b", [f"net_pcap0,rx_pcap={empty},tx_pcap={b_out}", live(1, "bp")],
                                config(self.path("state-b"), "gw-b", False), self.cpu0)
@@ -336,7 +343,7 @@ class KeyServerAloneTest(KeyTestbed):
         self.procs.remove(gcks)
         before = self.group_of("b")["rekeys_accepted"]
         time.sleep(1.0)
-        self.start_sqlite_key_server("gcks2")
+        self.start_key_server("gcks2")
         # The restarted key server rekeys the members it had (addresses from SQLite), continuing
         # the Message IDs: they accept it.
         self.wait_for(lambda: self.group_of("b")["rekeys_accepted"] > before, "a rekey from the restarted key server")
@@ -361,7 +368,7 @@ class KeyServerAloneTest(KeyTestbed):
         self.assertGreaterEqual(len(order), 3, f"rekeys before and after the restart: {[hex(x) for x in order]}")
 
     def test_an_identity_outside_the_group_gets_no_key(self):
-        self.start_sqlite_key_server("gcks")
+        self.start_key_server("gcks")
         e = self.path("empty.pcap")
         write_pcap(e, [])
         clear = self.path("x_in.pcap")
