@@ -52,9 +52,12 @@ extern "C" int LLVMFuzzerInitialize(int*, char***)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 {
+    // The verifiers take packets they may rewrite in place, as the data plane's mbufs are: give
+    // them a copy of the (read-only) input.
+    std::vector<uint8_t> copy(data, data + size);
     std::vector<packet_view> in;
-    for (auto r : fuzz::split_records(data, size, max_burst)) {
-        in.push_back(packet_view{r.data(), static_cast<uint32_t>(r.size()), nullptr});
+    for (auto r : fuzz::split_records(copy.data(), copy.size(), max_burst)) {
+        in.push_back(packet_view{copy.data() + (r.data() - copy.data()), static_cast<uint32_t>(r.size()), nullptr});
     }
     std::vector<decision> out(in.size());
     std::array<settled, 2 * max_burst> done;
