@@ -55,7 +55,8 @@ std::string layout_suffix(uint8_t bits, uint32_t sender_id)
 }
 
 /// Counters belong to (key, Sender-ID): IVs of two Sender-IDs of one width differ in their top
-/// bits, so each Sender-ID has its own counters from 0 (store id "key-<fingerprint>-sid8-5").
+/// bits, so each Sender-ID has its own counters (store id "key-<fingerprint>-sid8-5"); a new one starts
+/// after the highest counter of the others (inspect_key_stores).
 std::string store_id(const config::sa_cfg& c)
 {
     return key_id(c) + layout_suffix(c.sender_id_bits, c.sender_id);
@@ -84,28 +85,45 @@ int stored_width(const std::string& file, const std::string& key)
 /// Two layouts of different Sender-ID widths can map to one IV (with 0 bits, lane 1 is IV
 /// 1 << 58; with 8 bits that is Sender-ID 4, lane 0): a key whose counters were kept under
 /// one width must not be used with another. Names the store in the way, if any.
-result<void> check_width(const std::string& state_dir, const config::sa_cfg& c)
+/// Checks the other IV stores of this SA's key in state_dir (other Sender-IDs) and returns the
+/// highest counter any of them reserved (0 without any). A store of another Sender-ID width is an
+/// error: IVs of two layouts can coincide. The peak is where a new Sender-ID's counters start:
+/// the ESP sequence number is counter + 1, and receivers keep one replay window per (SA, source),
+/// not per Sender-ID, so a gateway that restarts with a new Sender-ID on the same key (a group
+/// member re-registering) must not begin again at sequence number 1.
+result<uint64_t> inspect_key_stores(const std::string& state_dir, const config::sa_cfg& c)
 {
     std::error_code ec;
     std::filesystem::directory_iterator it(state_dir, ec), end;
     if (ec == std::errc::no_such_file_or_directory) {
-        return {}; // created by the store's open: it holds no counters yet
+        return uint64_t{0}; // created by the store's open: it holds no counters yet
     }
     const std::string key = key_id(c);
+    const std::string own = "iv-" + store_id(c) + ".store";
+    uint64_t peak = 0;
     for (; !ec && it != end; it.increment(ec)) {
         const std::string file = it->path().filename().string();
         const int bits = stored_width(file, key);
-        if (bits >= 0 && bits != c.sender_id_bits) {
+        if (bits < 0 || file == own) {
+            continue;
+        }
+        if (bits != c.sender_id_bits) {
             return error{errc::config_bad_value,
                          "SA " + c.name + ": its key already has IV counters for Sender-ID width " +
                              std::to_string(bits) + " (" + state_dir + "/" + file + "), this SA has width " +
                              std::to_string(c.sender_id_bits) + ": IVs of the two layouts can coincide; use a new key"};
         }
+        const std::string id = file.substr(3, file.size() - 3 - 6); // "iv-" ID ".store"
+        auto top = store::iv_store::peak(state_dir, id);
+        if (!top) {
+            return error{top.err().code, "SA " + c.name + ": " + top.err().detail};
+        }
+        peak = std::max(peak, *top);
     }
     if (ec) {
         return error{errc::io, "SA " + c.name + ": " + state_dir + ": cannot list IV stores: " + ec.message()};
     }
-    return {};
+    return peak;
 }
 
 result<std::vector<uint32_t>> rule_sas(const policy::table& t, const std::map<std::string, uint32_t>& index)
@@ -202,10 +220,11 @@ result<std::shared_ptr<sa::out_sa>> sa_manager::out_sa_for(const config::sa_cfg&
         }
     }
     if (!counters) {
-        if (auto r = check_width(_state_dir, c); !r) {
-            return r.err();
+        auto first = inspect_key_stores(_state_dir, c);
+        if (!first) {
+            return first.err();
         }
-        auto st = store::iv_store::open(_state_dir, id, sa::max_workers, (*sa)->counter_limit());
+        auto st = store::iv_store::open(_state_dir, id, sa::max_workers, (*sa)->counter_limit(), *first);
         if (!st) {
             return error{st.err().code, "SA " + c.name + ": IV counter store: " + st.err().detail};
         }

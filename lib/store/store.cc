@@ -193,7 +193,7 @@ result<void> match_state(const detail::file_state& s, std::string_view sa_id, ui
 } // namespace
 
 result<iv_store> iv_store::open(const std::string& state_dir, std::string_view sa_id, uint32_t lcores,
-                                uint64_t counter_limit)
+                                uint64_t counter_limit, uint64_t floor)
 {
     if (result<void> r = validate_args(sa_id, lcores, counter_limit); !r) {
         return r.err();
@@ -233,7 +233,40 @@ result<iv_store> iv_store::open(const std::string& state_dir, std::string_view s
         s._high_water = std::move(st->high_water);
     }
     s._high_water.resize(std::max<size_t>(s._high_water.size(), lcores), 0);
+    for (uint64_t& hw : s._high_water) {
+        hw = std::max(hw, std::min(floor, counter_limit));
+    }
     return s;
+}
+
+result<uint64_t> iv_store::peak(const std::string& state_dir, std::string_view sa_id)
+{
+    if (!detail::valid_sa_id(sa_id)) {
+        return error{errc::config_bad_value, "IV store id '" + std::string(sa_id) + "' is not valid"};
+    }
+    const std::string name = "iv-" + std::string(sa_id) + ".store";
+    const std::string path = state_dir + "/" + name;
+    result<int> dir = open_dir(state_dir);
+    if (!dir) {
+        return dir.err();
+    }
+    result<file_text> text = read_file(*dir, name, path);
+    ::close(*dir);
+    if (!text) {
+        return text.err();
+    }
+    if (!text->has_value()) {
+        return uint64_t{0};
+    }
+    result<detail::file_state> st = detail::parse(**text);
+    if (!st) {
+        return error{errc::io, path + ": corrupt: " + st.err().detail};
+    }
+    uint64_t top = 0;
+    for (uint64_t hw : st->high_water) {
+        top = std::max(top, hw);
+    }
+    return top;
 }
 
 result<iv_block> iv_store::reserve(uint32_t lcore, uint64_t block_size)

@@ -71,8 +71,14 @@ public:
     ///   io                state_dir unusable, lock held by another iv_store, or the file is
     ///                     unreadable, truncated or corrupt (detail: "<path>: <what is wrong>");
     ///                     the SA must not send.
+    /// `floor`: every lcore's mark is raised to at least this (clamped to counter_limit), whether
+    /// the file exists or not; raising only skips counters, so IVs stay unique.
     static result<iv_store> open(const std::string& state_dir, std::string_view sa_id, uint32_t lcores,
-                                 uint64_t counter_limit);
+                                 uint64_t counter_limit, uint64_t floor = 0);
+
+    /// The highest mark of any lcore in the store file of `sa_id` (read without taking its lock),
+    /// 0 when there is no such file. Errors as open() for an unreadable or corrupt file.
+    static result<uint64_t> peak(const std::string& state_dir, std::string_view sa_id);
 
     /// Reserves the next block of `lcore` (< lcores()): start = its high-water mark, count =
     /// min(block_size, counter_limit - start) (a shorter final block), and persists start + count

@@ -484,7 +484,8 @@ TEST(config, secret_bytes_assignment_keeps_the_value)
     secret_bytes c(std::vector<uint8_t>{7});
     c = std::move(a);
     EXPECT_EQ(c.bytes(), (std::vector<uint8_t>{1, 2, 3}));
-    c = c; // self-assignment keeps the value
+    const secret_bytes& same = c;
+    c = same; // self-assignment keeps the value
     EXPECT_EQ(c.size(), 3u);
 }
 

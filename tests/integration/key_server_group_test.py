@@ -249,7 +249,8 @@ class KeyServerGroupTest(KeyTestbed):
         self.assertGreaterEqual(kinds["TEK SPI"], 6)
         self.assertGreaterEqual(kinds["Message ID"], 5)
         self.assertEqual(kinds["Sender-ID"], 1)
-        late = [x for x in issued[second] if x[2] >= t_cont]
+        # From waking until quorum was lost: after quorum returns either standby may win the election.
+        late = [x for x in issued[second] if t_cont <= x[2] < t_lost]
         self.assertEqual(late, [], f"ks{second} issued values after waking")
         for i in range(3):
             self.assertTrue(issued[i], f"ks{i} issued values while it led")

@@ -87,12 +87,16 @@ TEST_F(sa_manager_sender_id, another_sender_id_is_a_new_sa_with_its_own_counters
     ASSERT_TRUE(apply(yaml(dir, sid(2, 8)))); // same name, SPI and key
     EXPECT_NE(out().uid, uid1) << "a new Sender-ID must be a new SA object";
     EXPECT_EQ(out().iv_prefix, uint64_t{2} << 56);
-    EXPECT_EQ(out().lanes[0].ctr, 0u) << "Sender-ID 2 has its own IV space: its counters start at 0";
+    // Sender-ID 2 has its own IV space, but its counters (sequence number = counter + 1) start
+    // after the highest one Sender-ID 1 reserved (its current and next block): receivers keep one
+    // replay window per (SA, source), so a gateway re-registered under a new Sender-ID on the same
+    // key must not begin again at sequence number 1.
+    EXPECT_EQ(out().lanes[0].ctr, 2 * block);
     EXPECT_EQ(stores(), 2u);
-    ASSERT_TRUE(apply(yaml(dir, sid(1, 8)))); // back to Sender-ID 1: after its current and next block
+    ASSERT_TRUE(apply(yaml(dir, sid(1, 8)))); // back to Sender-ID 1: after Sender-ID 2's blocks
     EXPECT_EQ(out().iv_prefix, uint64_t{1} << 56);
-    EXPECT_EQ(out().lanes[0].ctr, 2 * block) << "Sender-ID 1 must continue its own counters";
-    EXPECT_EQ(out().lanes[1].ctr, 2 * block);
+    EXPECT_EQ(out().lanes[0].ctr, 4 * block) << "Sender-ID 1's counters go on above every sequence number sent";
+    EXPECT_EQ(out().lanes[1].ctr, 4 * block);
     EXPECT_EQ(stores(), 2u);
 }
 

@@ -79,6 +79,38 @@ TEST_F(IvStore, ReopenContinuesAfterHighWater)
     EXPECT_EQ(b->start, 3 * mib);
 }
 
+TEST_F(IvStore, PeakAndFloorRaiseEveryLcoreAboveAnotherStore)
+{
+    {
+        result<iv_store> a = iv_store::open(dir, "k-sid8-1", 3, mib * mib);
+        ASSERT_TRUE(a.ok());
+        ASSERT_TRUE(a->reserve(0, 7).ok());
+        ASSERT_TRUE(a->reserve(2, 40).ok());
+    }
+    result<uint64_t> top = iv_store::peak(dir, "k-sid8-1");
+    ASSERT_TRUE(top.ok()) << top.err().detail;
+    EXPECT_EQ(*top, 40u);
+    result<uint64_t> none = iv_store::peak(dir, "k-sid8-2");
+    ASSERT_TRUE(none.ok());
+    EXPECT_EQ(*none, 0u);
+    {
+        // A new store with a floor: every lcore starts there.
+        result<iv_store> b = iv_store::open(dir, "k-sid8-2", 3, mib * mib, *top);
+        ASSERT_TRUE(b.ok()) << b.err().detail;
+        result<iv_block> blk = b->reserve(1, 5);
+        ASSERT_TRUE(blk.ok());
+        EXPECT_EQ(blk->start, 40u);
+    }
+    // An existing store is raised to the floor where it is below it, and kept where it is above.
+    result<iv_store> a = iv_store::open(dir, "k-sid8-1", 3, mib * mib, 45);
+    ASSERT_TRUE(a.ok()) << a.err().detail;
+    EXPECT_EQ(a->high_water(0), 45u);
+    EXPECT_EQ(a->high_water(2), 45u);
+    result<iv_store> c = iv_store::open(dir, "k-sid8-3", 1, 10, 45);
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c->remaining(0), 0u) << "a floor beyond the limit leaves no counter";
+}
+
 TEST_F(IvStore, LcoresAreIndependent)
 {
     result<iv_store> s = iv_store::open(dir, "lc", 4, 1 << 30);
