@@ -120,7 +120,8 @@ void add_key_samples(const control::key_manager* keys, metrics::sample& s)
                                  c.half_open_dropped, c.half_open_address_dropped, c.half_open_expired, ks->half_open_sessions(), ks->sessions(), {},
                                  ks->leading(), c.leader_takeovers, c.leader_step_downs, c.etcd_errors,
                                  c.not_leader_dropped, c.etcd_retries_deferred, ks->etcd_consecutive_failures(),
-                                 std::chrono::duration<double>(ks->etcd_backoff()).count(), c.ignored};
+                                 std::chrono::duration<double>(ks->etcd_backoff()).count(), c.ignored,
+                                 c.registrations_with_previous_tek};
     for (const auto& g : keys->groups()) {
         if (auto st = keys->key_server_group(g.name)) {
             k.group_members.emplace_back(g.name, st->members);

@@ -199,6 +199,7 @@ struct group_cfg {
     aead_alg aead = aead_alg::aes_128_gcm;  ///< TEK algorithm (key server)
     uint32_t tek_lifetime_seconds = 3600;   ///< key server
     uint32_t rekey_period_seconds = 0;      ///< key server: new TEK this often; 0 = on demand only
+    uint32_t registration_overlap_ms = 1000; ///< key server: registrants get the previous TEK this long after a rekey
     uint8_t sender_id_bits = 16;            ///< key server: RFC 6054 Sender-ID width
     std::vector<std::string> members;       ///< key server: identities that may join
     std::vector<std::string> senders;       ///< key server: identities that may send (get a Sender-ID)

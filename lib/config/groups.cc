@@ -112,7 +112,7 @@ result<void> parse_certificates(const at& a, certificate_cfg& c)
 result<group_cfg> parse_group(const at& a)
 {
     if (auto r = only_keys(a, {"name", "id", "src", "dst", "aead", "tek_lifetime_seconds", "rekey_period_seconds",
-                               "sender_id_bits", "members", "senders", "replay_window", "key_tree", "lkh_arity",
+                               "registration_overlap_ms", "sender_id_bits", "members", "senders", "replay_window", "key_tree", "lkh_arity",
                                "lkh_max_members", "rekey_batch_ms", "rekey_address", "rekey_ttl", "rekey_interface",
                                "source_auth"});
         !r) {
@@ -154,6 +154,7 @@ result<group_cfg> parse_group(const at& a)
         {"id", 1, UINT32_MAX, &g.id},
         {"tek_lifetime_seconds", 10, 86400 * 7, &g.tek_lifetime_seconds},
         {"rekey_period_seconds", 0, 86400 * 7, &g.rekey_period_seconds},
+        {"registration_overlap_ms", 0, 3'600'000, &g.registration_overlap_ms},
         {"replay_window", 0, 65536, &g.replay_window},
         {"lkh_arity", 2, 16, &g.lkh_arity},
         {"lkh_max_members", 2, 1u << 24, &g.lkh_max_members},

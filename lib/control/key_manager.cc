@@ -73,6 +73,7 @@ result<gkm::gcks_config> gcks_config_of(const config::gateway_cfg& cfg)
         gc.tek_key_bits = g.aead == config::aead_alg::aes_128_gcm ? 128 : 256;
         gc.tek_lifetime_seconds = g.tek_lifetime_seconds;
         gc.rekey_period_seconds = g.rekey_period_seconds;
+        gc.registration_overlap_ms = g.registration_overlap_ms;
         gc.sender_id_bits = g.sender_id_bits;
         gc.key_tree = g.key_tree;
         gc.lkh_arity = g.lkh_arity;
@@ -313,8 +314,10 @@ void key_manager::tick_member(member_rt& m, clock::time_point now)
                 next.in_spis.push_back(ms->teks[i].spi);
             }
         }
-        // Outbound: the newest TEK that every member has had time to install; at the first
-        // registration there is nothing older, so the only one.
+        // Outbound: the newest TEK that every member has had time to install; when none has had
+        // that time yet, the oldest held (a registration just after a rekey gets the replaced TEK
+        // too, and a member that applied two rekeys at once still holds the one it sent under);
+        // a registration with one TEK has only that one.
         if (m.sender && ms->sender_id) {
             next.out_spi = ms->teks.back().spi;
             for (const auto& t : ms->teks) {

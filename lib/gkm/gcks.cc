@@ -49,6 +49,11 @@ struct group_runtime {
     /// a TEK and sending its GSA_REKEY leaves a TEK the members never got; members registering
     /// after the restart would seal under it and the others could not open it until the next rekey.
     bool rekey_at_start = false;
+    /// The TEK the last rekey replaced, handed to members registering within
+    /// config.registration_overlap_ms of that rekey (never in key tree groups: see key_download).
+    uint32_t previous_tek_spi = 0;
+    secret previous_tek_keymat;
+    clock::time_point previous_tek_until{};
 
     stored_group snapshot() const
     {
@@ -69,10 +74,10 @@ gsa_policy make_policy(gsa_policy_type type, protocol_id protocol, bytes spi, st
     return p;
 }
 
-gsa_policy tek_policy(const group_runtime& g)
+gsa_policy tek_policy(const group_runtime& g, uint32_t spi)
 {
     gsa_policy tek = make_policy(
-        gsa_policy_type::tek, protocol_id::esp, spi_bytes(g.tek_spi),
+        gsa_policy_type::tek, protocol_id::esp, spi_bytes(spi),
         {transform::make(transform_type::encr, encr_aes_gcm_16, g.config.tek_key_bits),
          transform::make(transform_type::sn, sn_32bit_unspecified)},
         {attribute::u32(uint16_t(gsa_attribute::key_lifetime), g.config.tek_lifetime_seconds)});
@@ -101,15 +106,14 @@ gsa_policy kek_policy(const group_runtime& g)
                        {transform::make(transform_type::encr, encr_aes_gcm_16, kek_key_size * 8)}, std::move(attributes));
 }
 
-/// SA_KEY for the group's current TEK wrapped under kwk (KWK ID kwk_id).
-result<attribute> sa_key_attribute(const group_runtime& g, byte_view kwk, uint32_t kwk_id)
+/// SA_KEY for the TEK `spi` with keying material `keymat`, wrapped under kwk (KWK ID kwk_id).
+result<attribute> sa_key_attribute(uint32_t spi, const secret& keymat, byte_view kwk, uint32_t kwk_id)
 {
-    result<bytes> wrapped = key_wrap(kwk, g.tek_keymat.view());
+    result<bytes> wrapped = key_wrap(kwk, keymat.view());
     if (!wrapped) {
         return wrapped.err();
     }
-    return attribute::long_form(uint16_t(group_key_attribute::sa_key),
-                                wrapped_key{g.tek_spi, kwk_id, std::move(*wrapped)}.encode());
+    return attribute::long_form(uint16_t(group_key_attribute::sa_key), wrapped_key{spi, kwk_id, std::move(*wrapped)}.encode());
 }
 
 struct init_key {
@@ -575,12 +579,31 @@ std::optional<std::vector<payload>> gcks::impl::answer_registration(responder_se
 std::vector<payload> gcks::impl::key_download(responder_session& s, group_runtime& g, bool sender,
                                               const std::string& identity, std::optional<uint32_t> leaf)
 {
-    result<attribute> sa_key = sa_key_attribute(g, s.sa.wrap_key().view(), 0);
-    if (!sa_key) {
-        return {};
+    // A registration just after a rekey also gets the TEK it replaced: the members the rekey
+    // reached send under that one for their activation delay, and so does the registrant
+    // (key_manager's outbound choice), instead of sealing at once under a TEK the others may
+    // not have received yet. Not in key tree groups: a joiner must not read traffic from
+    // before its join (the join's own rekey exists for that).
+    std::vector<gsa_policy> policies{kek_policy(g), tek_policy(g, g.tek_spi)};
+    key_bag group_keys{key_bag_type::group, {}};
+    const bool overlap = !leaf && g.previous_tek_spi != 0 && now < g.previous_tek_until;
+    for (const auto& [spi, keymat] : {std::pair{g.tek_spi, &g.tek_keymat}, std::pair{g.previous_tek_spi, &g.previous_tek_keymat}}) {
+        if (spi != g.tek_spi && !overlap) {
+            break;
+        }
+        result<attribute> sa_key = sa_key_attribute(spi, *keymat, s.sa.wrap_key().view(), 0);
+        if (!sa_key) {
+            return {};
+        }
+        group_keys.attributes.push_back(std::move(*sa_key));
+        if (spi != g.tek_spi) {
+            policies.push_back(tek_policy(g, spi));
+            ++counters.registrations_with_previous_tek;
+        }
     }
+    policies.push_back(group_wide_policy(g));
     kd_payload kd;
-    kd.bags.push_back(key_bag{key_bag_type::group, {std::move(*sa_key)}});
+    kd.bags.push_back(std::move(group_keys));
     key_bag member{key_bag_type::member, {}};
     if (leaf) {
         // Key tree: the tree's epoch, then the member's path keys (RFC 9838 Appendix A), leaf
@@ -625,7 +648,7 @@ std::vector<payload> gcks::impl::key_download(responder_session& s, group_runtim
         // re-registers when its TEK expires.
         (void)store->record_registration(g.config.group_id, s.peer, identity, sender_id);
     }
-    return {payload{payload_type::gsa, false, gsa_payload{{kek_policy(g), tek_policy(g), group_wide_policy(g)}}},
+    return {payload{payload_type::gsa, false, gsa_payload{std::move(policies)}},
             payload{payload_type::kd, false, std::move(kd)}};
 }
 
@@ -686,6 +709,9 @@ result<void> gcks::impl::rekey(uint32_t group_id)
         g->tek_keymat = std::move(old_keymat);
         return message_id.err();
     }
+    g->previous_tek_spi = old_spi;
+    g->previous_tek_keymat = std::move(old_keymat);
+    g->previous_tek_until = now + std::chrono::milliseconds(g->config.registration_overlap_ms);
     result<std::vector<payload>> inner = tek_rekey_payloads(*g);
     if (!inner) {
         return inner.err();
@@ -695,12 +721,12 @@ result<void> gcks::impl::rekey(uint32_t group_id)
 
 result<std::vector<payload>> gcks::impl::tek_rekey_payloads(const group_runtime& g) const
 {
-    result<attribute> sa_key = sa_key_attribute(g, g.kek.view().first(kek_key_size), kwk_id_kek);
+    result<attribute> sa_key = sa_key_attribute(g.tek_spi, g.tek_keymat, g.kek.view().first(kek_key_size), kwk_id_kek);
     if (!sa_key) {
         return sa_key.err();
     }
     return std::vector<payload>{
-        payload{payload_type::gsa, false, gsa_payload{{tek_policy(g), group_wide_policy(g)}}},
+        payload{payload_type::gsa, false, gsa_payload{{tek_policy(g, g.tek_spi), group_wide_policy(g)}}},
         payload{payload_type::kd, false, kd_payload{{key_bag{key_bag_type::group, {std::move(*sa_key)}}}}}};
 }
 
@@ -1201,7 +1227,7 @@ result<void> gcks::impl::take_over()
 /// owns the state, and a take-over loads it again.
 result<void> gcks::impl::add_group(const group_config& gc)
 {
-    group_runtime g{gc, 0, {}, 1, random_secret(kek_key_size + gcm_salt_size), random_bytes(16), 1, {}, 1, {}, {}, false};
+    group_runtime g{gc, 0, {}, 1, random_secret(kek_key_size + gcm_salt_size), random_bytes(16), 1, {}, 1, {}, {}, false, 0, {}, {}};
     if (result<void> loaded = load_group_state(g); !loaded) {
         return loaded;
     }

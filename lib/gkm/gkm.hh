@@ -58,6 +58,11 @@ struct group_config {
     /// gcks::rekey is called. Keep it below tek_lifetime_seconds so members never see an expiry.
     uint32_t rekey_period_seconds = 0;
     uint8_t sender_id_bits = 16;          ///< RFC 6054 Sender-ID width in the IV
+    /// For this long after a rekey a registering member also gets the TEK the rekey replaced
+    /// and sends under it for its activation delay, like the members the rekey reached (never
+    /// in key tree groups). Keep it above the time a rekey takes to reach every member and
+    /// below the members' deactivation delay; 0: registrants get the current TEK only.
+    uint32_t registration_overlap_ms = 1000;
 
     // ---- [E2] LKH key tree (README.md "Key tree in the protocol") ----
     /// Keep an LKH key tree for the group: each member gets its path keys at registration, the
@@ -155,6 +160,7 @@ std::string_view to_string(issued_value::kind k);
 struct gcks_counters {
     uint64_t ike_sa_init = 0;
     uint64_t registrations = 0;           ///< GSA_AUTH answered with keys
+    uint64_t registrations_with_previous_tek = 0;  ///< ... within registration_overlap_ms of a rekey: the previous TEK too
     uint64_t authorization_failed = 0;
     uint64_t authentication_failed = 0;
     uint64_t invalid_group = 0;
@@ -248,7 +254,7 @@ struct tek {
 
 struct group_membership {
     uint32_t group_id = 0;
-    std::vector<tek> teks;              ///< newest first; a rekey keeps the previous one (overlap)
+    std::vector<tek> teks;              ///< newest first; a rekey keeps up to two older ones (overlap)
     std::optional<uint32_t> sender_id;  ///< present when the GCKS let us send
     uint8_t sender_id_bits = 0;
 };

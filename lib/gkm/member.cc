@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <fstream>
 
 #include "gkm.hh"
@@ -9,6 +10,9 @@
 namespace msecgw::gkm {
 
 namespace {
+
+/// TEKs a member holds: the newest and two before it (see handle_rekey).
+constexpr size_t max_held_teks = 3;
 
 /// The request waiting for its response, and when to send it again (RFC 7296 §2.1).
 struct outstanding_request {
@@ -358,8 +362,10 @@ void group_member::impl::handle_auth_response(const message& m, byte_view wire, 
     } else {
         rekey.reset();  // no rekey SA: we re-register when the TEK expires
     }
-    // A recovery keeps the TEK it held as the previous one (overlap), unless it is the current.
-    if (membership && !membership->teks.empty() && membership->teks.front().spi != keys->teks.front().spi) {
+    // A recovery keeps the TEK it held as an older one (overlap), unless the answer has it (the
+    // current TEK, or the previous one of a registration just after a rekey).
+    if (membership && !membership->teks.empty() &&
+        std::none_of(keys->teks.begin(), keys->teks.end(), [&](const tek& t) { return t.spi == membership->teks.front().spi; })) {
         keys->teks.push_back(std::move(membership->teks.front()));
     }
     membership = std::move(*keys);
@@ -616,10 +622,16 @@ void group_member::impl::handle_rekey(const message& m, byte_view wire, clock::t
     ++counters.rekeys_accepted;
     counters.rekeys_missed += missed;
     tek_installed = now;
-    // Newest TEK first; keep the one before it for the activation/deactivation overlap.
+    // Newest TEK first; keep the ones before it for the activation/deactivation overlap. Two
+    // older ones, not one: a member whose loop stalled through two rekeys applies both at once
+    // and must still hold the TEK it was sending under, which the others open, until the
+    // newest is active (key_manager picks, by arrival time, what to send and open).
     std::vector<tek> teks = std::move(keys->teks);
-    if (!membership->teks.empty()) {
-        teks.push_back(std::move(membership->teks.front()));
+    for (tek& t : membership->teks) {
+        if (teks.size() == max_held_teks) {
+            break;
+        }
+        teks.push_back(std::move(t));
     }
     membership->teks = std::move(teks);
     if (missed != 0 && config.reregister_on_gap && phase == member_state::registered) {

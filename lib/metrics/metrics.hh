@@ -97,6 +97,7 @@ struct key_server_sample {
     uint64_t etcd_consecutive_failures = 0; ///< election steps in a row etcd did not answer
     double etcd_backoff_seconds = 0;        ///< wait before the next step; 0 while etcd answers
     uint64_t ignored = 0;
+    uint64_t registrations_with_previous_tek = 0; ///< registrations within registration_overlap_ms of a rekey
 };
 
 /// What one scrape reports.

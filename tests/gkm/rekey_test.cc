@@ -1,5 +1,5 @@
 // GSA_REKEY: signed by the GCKS, encrypted under the KEK, Message IDs strictly increasing;
-// members install the new TEK, keep the previous one for overlap, and drop (and count) replayed,
+// members install the new TEK, keep the previous ones for overlap, and drop (and count) replayed,
 // out-of-order and forged rekeys.
 
 #include <gtest/gtest.h>
@@ -105,9 +105,15 @@ TEST_F(gkm_rekey, EveryMemberInstallsTheNewTekAndKeepsThePrevious)
     EXPECT_EQ(a->teks[1].spi, old_spi);
     EXPECT_TRUE(a->sender_id.has_value());  // Sender-IDs survive a TEK rekey
 
+    // Two older TEKs are held (a member that applies two rekeys at once still has the one it
+    // sent under), never more.
     ASSERT_TRUE(server->rekey(7).ok());
     ASSERT_TRUE(pump([&] { return total(&member_counters::rekeys_accepted) == 4; }));
-    EXPECT_EQ(members[0]->membership()->teks.size(), 2u);
+    EXPECT_EQ(members[0]->membership()->teks.size(), 3u);
+    EXPECT_EQ(members[0]->membership()->teks[2].spi, old_spi);
+    ASSERT_TRUE(server->rekey(7).ok());
+    ASSERT_TRUE(pump([&] { return total(&member_counters::rekeys_accepted) == 6; }));
+    EXPECT_EQ(members[0]->membership()->teks.size(), 3u);
     EXPECT_EQ(total(&member_counters::rekeys_forged), 0u);
     EXPECT_EQ(total(&member_counters::rekeys_replayed), 0u);
 }

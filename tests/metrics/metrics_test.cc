@@ -16,6 +16,7 @@
 #include "dataplane/dp_state.hh"
 #include "metrics/families.hh"
 #include "metrics/metrics.hh"
+#include "../common/free_port.hh"
 
 using namespace msecgw;
 using metrics::parse_endpoint;
@@ -220,18 +221,7 @@ std::string http_get(uint16_t port)
     return resp;
 }
 
-uint16_t free_port()
-{
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    ::bind(fd, reinterpret_cast<sockaddr*>(&sa), len);
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-    ::close(fd);
-    return ntohs(sa.sin_port);
-}
+uint16_t free_port() { return msecgw::test::free_loopback_port(SOCK_STREAM); }
 
 } // namespace
 
