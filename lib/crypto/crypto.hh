@@ -100,16 +100,16 @@ struct gcm_op {
 };
 
 /// Worker lcore owning `e` (not thread-safe; no allocation, locks, syscalls or exceptions):
-/// encrypt each op's data in place and write its ICV to op.tag. Any number of ops is accepted
-/// and processed in chunks of max_burst (one ipsec-mb burst each, drained before returning).
-/// ok[i] = 1 if op i was sealed, 0 if it was rejected (null pointer, wiped key or a key expanded
-/// for another arch, job error); a rejected op's data and tag are unspecified and the other ops
+/// encrypt each op's data in place and write its ICV to op.tag (one direct ipsec-mb GCM call per
+/// op, in order; any number of ops). ok[i] = 1 if op i was sealed, 0 if it was rejected (null
+/// pointer, wiped key or a key expanded for another arch); a rejected op's data and tag are
+/// unspecified and the other ops
 /// are unaffected. ok.size() must be >= ops.size(); if it is shorter only the first ok.size()
 /// ops are processed. Returns the number of sealed ops.
 uint32_t seal_burst(engine& e, std::span<const gcm_op> ops, std::span<uint8_t> ok);
 
 /// Worker lcore owning `e`, same rules as seal_burst: decrypt each op's data in place and
-/// verify op.tag. ok[i] = 1 iff the job succeeded and the computed ICV equals op.tag, compared
+/// verify op.tag. ok[i] = 1 iff the op was valid and the computed ICV equals op.tag, compared
 /// in constant time over all 16 bytes. When ok[i] = 0 the data holds unauthenticated bytes and
 /// the packet must be dropped. Returns the number of verified ops.
 uint32_t open_burst(engine& e, std::span<const gcm_op> ops, std::span<uint8_t> ok);

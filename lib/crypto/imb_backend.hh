@@ -17,7 +17,6 @@ namespace msecgw::crypto {
 static_assert(sizeof(gcm_key_data) <= gcm_expanded_len);
 static_assert(alignof(gcm_key) >= 64 && alignof(gcm_key_data) <= 64);
 static_assert(gcm_salt_len + gcm_iv_len == IMB_GCM_IV_DATA_LEN);
-static_assert(max_burst <= IMB_MAX_BURST_SIZE);
 
 /// Grants lib/crypto code access to the engine's manager without a public accessor.
 struct engine_access {
@@ -37,8 +36,8 @@ inline const gcm_key_data* key_data(const gcm_key& k)
 
 namespace imb {
 
-/// Release builds (NDEBUG) skip ipsec-mb's per-job argument checks: seal/open validate every
-/// field the checks look at before a job is built (STYLE.md "_NOCHECK only behind validation").
+/// Release builds (NDEBUG) skip ipsec-mb's per-job argument checks: the job's builder validates
+/// every field the checks look at first (STYLE.md "_NOCHECK only behind validation").
 #ifdef NDEBUG
 inline constexpr bool checked_submit = false;
 #else
@@ -56,8 +55,8 @@ inline void aes256_gcm_pre(IMB_MGR* m, const uint8_t* key, gcm_key_data* out)
 }
 
 /// Direct (one-call, synchronous) GCM encryption or decryption of `len` bytes in place with a
-/// 12-byte nonce; writes the (computed) tag to `tag`. `len` > 0 and every pointer valid: the
-/// caller validates.
+/// 12-byte nonce; writes the (computed) tag to `tag`. Every pointer valid (`data` too when
+/// `len` is 0): the caller validates.
 template <bool Encrypt>
 inline void gcm_direct(IMB_MGR* m, aead alg, const gcm_key_data* key, gcm_context_data* ctx, uint8_t* data,
                        uint64_t len, const uint8_t* nonce12, const uint8_t* aad, uint8_t* tag)
@@ -68,30 +67,6 @@ inline void gcm_direct(IMB_MGR* m, aead alg, const gcm_key_data* key, gcm_contex
     } else {
         (k128 ? m->gcm128_dec : m->gcm256_dec)(key, ctx, data, data, len, nonce12, aad, gcm_aad_len, tag, gcm_icv_len);
     }
-}
-
-/// Up to n free job slots, in queue order; fewer if the queue is short of space.
-inline uint32_t get_next_burst(IMB_MGR* m, uint32_t n, IMB_JOB** jobs)
-{
-    return IMB_GET_NEXT_BURST(m, n, jobs);
-}
-
-/// Submits jobs[0..n) (exactly the slots get_next_burst returned, in order). Returns how many
-/// completed, their pointers in jobs[0..). 0 with last_error() != 0: nothing was queued and
-/// jobs[0] points at the job that failed validation.
-inline uint32_t submit_burst(IMB_MGR* m, uint32_t n, IMB_JOB** jobs)
-{
-    if constexpr (checked_submit) {
-        return IMB_SUBMIT_BURST(m, n, jobs);
-    } else {
-        return IMB_SUBMIT_BURST_NOCHECK(m, n, jobs);
-    }
-}
-
-/// Completes up to max outstanding jobs; returns them in jobs[0..).
-inline uint32_t flush_burst(IMB_MGR* m, uint32_t max, IMB_JOB** jobs)
-{
-    return IMB_FLUSH_BURST(m, max, jobs);
 }
 
 /// Classic job API (one job at a time; multi-buffer algorithms fill their lanes across calls).
@@ -148,11 +123,6 @@ inline void gmac128_one_call(IMB_MGR* m, const gcm_key_data* key, gcm_context_da
                              const uint8_t* data, uint64_t len, uint8_t* tag, uint64_t tag_len)
 {
     IMB_AES128_GCM_ENC(m, key, ctx, nullptr, nullptr, 0, iv, data, len, tag, tag_len);
-}
-
-inline int last_error(IMB_MGR* m)
-{
-    return imb_get_errno(m);
 }
 
 } // namespace imb
