@@ -21,7 +21,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--a", required=True, help="baseline msecgw binary")
     p.add_argument("--b", required=True, help="changed msecgw binary")
-    p.add_argument("--dir", default="out", choices=["out", "in"])
+    p.add_argument("--dir", default="out", choices=["out", "in", "bnd"])
     p.add_argument("--size", type=int, default=64, help="clear frame size")
     p.add_argument("--pairs", type=int, default=4)
     p.add_argument("--warmup", type=float, default=1.0)
@@ -41,7 +41,7 @@ def main():
     b = Bench(a)
     pcap = os.path.join(b.work, "mcast_%d.pcap" % a.size)
     make_pcap(pcap, a.size)
-    if a.dir == "in":
+    if a.dir in ("in", "bnd"):  # boundary: the same leaf ESP as inbound, sealed again for the trunk
         pcap, _ = b.make_esp_pcap(a.size, pcap)  # made by A: both builds must agree on the wire format
     rates = {"A": [], "B": []}
     for k in range(a.pairs):

@@ -34,9 +34,9 @@ flow_cache::key flow_cache::make_key(const packet::pkt_meta& m, const uint8_t* f
     return k;
 }
 
-uint32_t flow_cache::hash(const key& k)
+uint32_t flow_cache::hash(const key& k, uint64_t table_id)
 {
-    uint64_t h = 0;
+    uint64_t h = table_id;
     for (uint64_t x : k.w) {
         h = _mm_crc32_u64(h, x);
     }
@@ -54,7 +54,7 @@ void flow_cache::classify(const table& t, const packet::pkt_meta* metas, const u
     uint16_t misses = 0;
     for (uint16_t i = 0; i < n; ++i) {
         const key k = make_key(metas[i], frames[i]);
-        const uint32_t slot = hash(k);
+        const uint32_t slot = hash(k, t.id());
         const entry& e = _entries[slot];
         if (e.owner == t.id() && e.k == k) {
             out[i] = e.rule;

@@ -2,7 +2,9 @@
 /// Per-lcore cache of classification results in front of the ACL: multicast carries few flows
 /// (sender, group, ports, VLAN), so most packets repeat a recent lookup. Direct-mapped, exact
 /// match on the whole classification key, tagged with the policy table it came from, so a new
-/// RCU snapshot (a new table) never sees stale entries. One owner lcore; no allocation after
+/// RCU snapshot (a new table) never sees stale entries. The table is hashed too: a boundary lcore
+/// classifies each packet in two tables (the rx region's inbound, the tx region's outbound), and
+/// their entries for one flow must not evict each other from one slot. One owner lcore; no allocation after
 /// construction; no atomics.
 
 #include <array>
@@ -47,7 +49,7 @@ private:
     };
 
     static key make_key(const packet::pkt_meta& m, const uint8_t* frame);
-    static uint32_t hash(const key& k);
+    static uint32_t hash(const key& k, uint64_t table_id);
 
     std::array<entry, slots> _entries{};
     uint64_t _hits = 0;

@@ -280,3 +280,35 @@ TEST(policy, flow_cache_answers_like_the_table_and_never_across_tables)
     }
     EXPECT_GT(cache->hits(), cache->misses()); // few flows: the cache answers most packets
 }
+
+// A boundary lcore classifies every packet in two tables (the rx region's inbound policies, the
+// tx region's outbound ones): their entries for the same flow must both stay cached.
+TEST(policy, flow_cache_keeps_one_flow_of_two_tables_at_once)
+{
+    std::vector<policy_cfg> rules(1);
+    rules[0].dst = prefix("239.0.0.0/8");
+    rules[0].action = policy_action::bypass;
+    auto t1 = policy::table::build(rules, direction::out, "t_bnd_in", 0);
+    auto t2 = policy::table::build(rules, direction::out, "t_bnd_out", 0);
+    ASSERT_TRUE(t1.ok() && t2.ok());
+    auto cache = std::make_unique<policy::flow_cache>();
+    std::vector<test_pkt> pkts;
+    for (int i = 0; i < max_burst; ++i) { // 32 flows: one sender, 32 groups
+        std::array<uint8_t, 16> d = addr("239.1.0.0");
+        d[3] = static_cast<uint8_t>(i);
+        pkts.push_back(make_pkt(ip_family::v4, addr("10.0.0.1"), d, 17, 1000, 5000, packet::vlan_none));
+    }
+    std::vector<packet::pkt_meta> metas;
+    std::vector<const uint8_t*> frames;
+    for (auto& p : pkts) {
+        metas.push_back(p.meta);
+        frames.push_back(p.frame.data());
+    }
+    std::vector<policy::rule_id> got(max_burst);
+    for (int round = 0; round < 10; ++round) {
+        cache->classify(**t1, metas.data(), frames.data(), max_burst, got.data());
+        cache->classify(**t2, metas.data(), frames.data(), max_burst, got.data());
+    }
+    EXPECT_EQ(cache->misses(), 2u * max_burst) << "only the first round of each table misses";
+    EXPECT_EQ(got, std::vector<policy::rule_id>(max_burst, 1));
+}
