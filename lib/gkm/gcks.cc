@@ -584,22 +584,24 @@ std::vector<payload> gcks::impl::key_download(responder_session& s, group_runtim
     // (key_manager's outbound choice), instead of sealing at once under a TEK the others may
     // not have received yet. Not in key tree groups: a joiner must not read traffic from
     // before its join (the join's own rekey exists for that).
-    std::vector<gsa_policy> policies{kek_policy(g), tek_policy(g, g.tek_spi)};
+    std::vector<gsa_policy> policies{kek_policy(g)};
     key_bag group_keys{key_bag_type::group, {}};
-    const bool overlap = !leaf && g.previous_tek_spi != 0 && now < g.previous_tek_until;
-    for (const auto& [spi, keymat] : {std::pair{g.tek_spi, &g.tek_keymat}, std::pair{g.previous_tek_spi, &g.previous_tek_keymat}}) {
-        if (spi != g.tek_spi && !overlap) {
-            break;
+    auto add_tek = [&](uint32_t spi, const secret& keymat) {
+        result<attribute> sa_key = sa_key_attribute(spi, keymat, s.sa.wrap_key().view(), 0);
+        if (sa_key) {
+            policies.push_back(tek_policy(g, spi));
+            group_keys.attributes.push_back(std::move(*sa_key));
         }
-        result<attribute> sa_key = sa_key_attribute(spi, *keymat, s.sa.wrap_key().view(), 0);
-        if (!sa_key) {
+        return sa_key.ok();
+    };
+    if (!add_tek(g.tek_spi, g.tek_keymat)) {
+        return {};
+    }
+    if (!leaf && g.previous_tek_spi != 0 && now < g.previous_tek_until) {
+        if (!add_tek(g.previous_tek_spi, g.previous_tek_keymat)) {
             return {};
         }
-        group_keys.attributes.push_back(std::move(*sa_key));
-        if (spi != g.tek_spi) {
-            policies.push_back(tek_policy(g, spi));
-            ++counters.registrations_with_previous_tek;
-        }
+        ++counters.registrations_with_previous_tek;
     }
     policies.push_back(group_wide_policy(g));
     kd_payload kd;

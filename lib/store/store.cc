@@ -190,6 +190,23 @@ result<void> match_state(const detail::file_state& s, std::string_view sa_id, ui
     return {};
 }
 
+/// The parsed store file `name` in the directory `dir_fd`, or nothing when there is no file.
+result<std::optional<detail::file_state>> read_state(int dir_fd, const std::string& name, const std::string& path)
+{
+    result<file_text> text = read_file(dir_fd, name, path);
+    if (!text) {
+        return text.err();
+    }
+    if (!text->has_value()) {
+        return std::optional<detail::file_state>{};
+    }
+    result<detail::file_state> st = detail::parse(**text);
+    if (!st) {
+        return error{errc::io, path + ": corrupt: " + st.err().detail};
+    }
+    return std::optional<detail::file_state>{std::move(*st)};
+}
+
 } // namespace
 
 result<iv_store> iv_store::open(const std::string& state_dir, std::string_view sa_id, uint32_t lcores,
@@ -218,19 +235,15 @@ result<iv_store> iv_store::open(const std::string& state_dir, std::string_view s
     if (::unlinkat(s._dir_fd, (s._name + ".tmp").c_str(), 0) != 0 && errno != ENOENT) {
         return io_error(s._path + ".tmp: cannot remove leftover temp file", errno);
     }
-    result<file_text> text = read_file(s._dir_fd, s._name, s._path);
-    if (!text) {
-        return text.err();
+    result<std::optional<detail::file_state>> st = read_state(s._dir_fd, s._name, s._path);
+    if (!st) {
+        return st.err();
     }
-    if (text->has_value()) {
-        result<detail::file_state> st = detail::parse(**text);
-        if (!st) {
-            return error{errc::io, s._path + ": corrupt: " + st.err().detail};
-        }
-        if (result<void> m = match_state(*st, sa_id, counter_limit, s._path); !m) {
+    if (st->has_value()) {
+        if (result<void> m = match_state(**st, sa_id, counter_limit, s._path); !m) {
             return m.err();
         }
-        s._high_water = std::move(st->high_water);
+        s._high_water = std::move((*st)->high_water);
     }
     s._high_water.resize(std::max<size_t>(s._high_water.size(), lcores), 0);
     for (uint64_t& hw : s._high_water) {
@@ -250,23 +263,13 @@ result<uint64_t> iv_store::peak(const std::string& state_dir, std::string_view s
     if (!dir) {
         return dir.err();
     }
-    result<file_text> text = read_file(*dir, name, path);
+    result<std::optional<detail::file_state>> st = read_state(*dir, name, path);
     ::close(*dir);
-    if (!text) {
-        return text.err();
-    }
-    if (!text->has_value()) {
-        return uint64_t{0};
-    }
-    result<detail::file_state> st = detail::parse(**text);
     if (!st) {
-        return error{errc::io, path + ": corrupt: " + st.err().detail};
+        return st.err();
     }
-    uint64_t top = 0;
-    for (uint64_t hw : st->high_water) {
-        top = std::max(top, hw);
-    }
-    return top;
+    const std::vector<uint64_t>& marks = st->has_value() ? (*st)->high_water : std::vector<uint64_t>{};
+    return marks.empty() ? uint64_t{0} : *std::max_element(marks.begin(), marks.end());
 }
 
 result<iv_block> iv_store::reserve(uint32_t lcore, uint64_t block_size)

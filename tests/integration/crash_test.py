@@ -17,7 +17,7 @@ and checks:
     ones, Sender-ID reservations and rekey Message IDs never go back), and after the restart B accepts
     its rekeys (signing key, KEK, member addresses and Message IDs survived) and opens A's traffic.
 At the end, over the capture of all runs: no (SPI, IV) twice, every SPI on the wire was issued and
-recorded by the key server before use, no SPI comes back after another took over; no rekey was
+recorded by the key server before use, no SPI older than the one before the newest comes back; no rekey was
 rejected by B and B never dropped a packet for an unknown SPI or a failed tag.
 """
 import os
@@ -182,8 +182,16 @@ class CrashConsistencyTest(KeyTestbed):
         self.assertEqual(len(set(wire)), len(wire), "an (SPI, IV) pair repeated: a (key, nonce) reuse")
         spis = {spi for spi, _ in wire}
         self.assertTrue(spis <= issued, f"SPIs on the wire the key server never recorded: {spis - issued}")
+        # No SPI comes back after a newer one took over, except the one just before the newest
+        # seen so far: a gateway that registers within registration_overlap_ms of a rekey sends
+        # under the TEK the rekey replaced for its activation delay (a key server that lost a
+        # rekey would bring back an older one).
         order = [spi for n, (spi, _) in enumerate(wire) if n == 0 or wire[n - 1][0] != spi]
-        self.assertEqual(len(order), len(set(order)), f"an SPI came back: {[hex(x) for x in order]}")
+        seen = []  # SPIs in the order they first appeared
+        for spi in order:
+            if spi not in seen:
+                seen.append(spi)
+            self.assertIn(spi, seen[-2:], f"an older SPI came back: {[hex(x) for x in order]}")
         self.assertEqual({iv >> 48 for _, iv in wire} - set(sender_ids), set(), "IVs carry only issued Sender-IDs")
         print(f"crash: {CYCLES} cycles, {len(wire)} ESP frames, {len(spis)} TEKs, {len(sender_ids)} Sender-IDs, "
               f"B opened {stats_b['opened']}", file=sys.stderr)

@@ -42,6 +42,22 @@ test_pkt make_pkt(ip_family fam, const std::array<uint8_t, 16>& src, const std::
     return p;
 }
 
+/// The parsed metadata and frame pointers of a burst of test packets, as classify takes them.
+struct burst_view {
+    std::vector<packet::pkt_meta> metas;
+    std::vector<const uint8_t*> frames;
+};
+
+burst_view view_of(const std::vector<test_pkt>& pkts)
+{
+    burst_view v;
+    for (const auto& p : pkts) {
+        v.metas.push_back(p.meta);
+        v.frames.push_back(p.frame.data());
+    }
+    return v;
+}
+
 bool prefix_matches(const config::ip_prefix& p, ip_family fam, const std::array<uint8_t, 16>& a)
 {
     if (p.is_any()) {
@@ -224,14 +240,9 @@ TEST(policy, matches_reference_on_random_rules_and_packets)
             pkts.push_back(make_pkt(fam, s, d, proto, sp, dp, vl));
             want.push_back(reference(rules, direction::out, fam, s, d, proto, sp, dp, vl));
         }
-        std::vector<packet::pkt_meta> metas;
-        std::vector<const uint8_t*> frames;
-        for (auto& p : pkts) {
-            metas.push_back(p.meta);
-            frames.push_back(p.frame.data());
-        }
+        const burst_view b = view_of(pkts);
         std::vector<policy::rule_id> got(max_burst);
-        (*t)->classify(metas.data(), frames.data(), max_burst, got.data());
+        (*t)->classify(b.metas.data(), b.frames.data(), max_burst, got.data());
         for (int i = 0; i < max_burst; ++i) {
             ASSERT_EQ(got[i], want[i]) << "round " << round << " packet " << i;
             matched += got[i] != policy::no_match;
@@ -266,16 +277,11 @@ TEST(policy, flow_cache_answers_like_the_table_and_never_across_tables)
             pkts.push_back(make_pkt(ip_family::v4, addr("10.0.0.1"), d, 17, 1,
                                     static_cast<uint16_t>(4999 + rng() % 3), rng() % 2 ? 7 : packet::vlan_none));
         }
-        std::vector<packet::pkt_meta> metas;
-        std::vector<const uint8_t*> frames;
-        for (auto& p : pkts) {
-            metas.push_back(p.meta);
-            frames.push_back(p.frame.data());
-        }
+        const burst_view b = view_of(pkts);
         const policy::table& t = round < 100 ? **t1 : **t2; // a new snapshot half way
         std::vector<policy::rule_id> want(max_burst), got(max_burst);
-        t.classify(metas.data(), frames.data(), max_burst, want.data());
-        cache->classify(t, metas.data(), frames.data(), max_burst, got.data());
+        t.classify(b.metas.data(), b.frames.data(), max_burst, want.data());
+        cache->classify(t, b.metas.data(), b.frames.data(), max_burst, got.data());
         ASSERT_EQ(got, want) << "round " << round;
     }
     EXPECT_GT(cache->hits(), cache->misses()); // few flows: the cache answers most packets
@@ -298,16 +304,11 @@ TEST(policy, flow_cache_keeps_one_flow_of_two_tables_at_once)
         d[3] = static_cast<uint8_t>(i);
         pkts.push_back(make_pkt(ip_family::v4, addr("10.0.0.1"), d, 17, 1000, 5000, packet::vlan_none));
     }
-    std::vector<packet::pkt_meta> metas;
-    std::vector<const uint8_t*> frames;
-    for (auto& p : pkts) {
-        metas.push_back(p.meta);
-        frames.push_back(p.frame.data());
-    }
+    const burst_view b = view_of(pkts);
     std::vector<policy::rule_id> got(max_burst);
     for (int round = 0; round < 10; ++round) {
-        cache->classify(**t1, metas.data(), frames.data(), max_burst, got.data());
-        cache->classify(**t2, metas.data(), frames.data(), max_burst, got.data());
+        cache->classify(**t1, b.metas.data(), b.frames.data(), max_burst, got.data());
+        cache->classify(**t2, b.metas.data(), b.frames.data(), max_burst, got.data());
     }
     EXPECT_EQ(cache->misses(), 2u * max_burst) << "only the first round of each table misses";
     EXPECT_EQ(got, std::vector<policy::rule_id>(max_burst, 1));
