@@ -172,12 +172,16 @@ uint32_t gmac_burst(engine& e, std::span<const gmac_op> ops, std::span<uint8_t> 
         const gmac_op& op = ops[i];
         ok[i] = 0;
         if (m == nullptr || op.key == nullptr || op.key->arch != e.arch_id() || op.key->alg != aead::aes_128_gcm ||
-            op.iv == nullptr || op.tag == nullptr || op.head_len % 16 != 0 ||
-            (op.head == nullptr && op.head_len != 0) || (op.body == nullptr && op.body_len != 0)) {
+            op.iv == nullptr || op.tag == nullptr || (op.head == nullptr && op.head_len != 0) ||
+            (op.body == nullptr && op.body_len != 0)) {
             continue;
         }
         const gcm_key_data* k = key_data(*op.key);
-        if (op.head_len == 0 || op.body_len == 0 || op.head + op.head_len == op.body) { // one contiguous message
+        const bool contiguous = op.head_len == 0 || op.body_len == 0 || op.head + op.head_len == op.body;
+        if (!contiguous && op.head_len % 16 != 0) { // ipsec-mb's update takes whole blocks but for the last
+            continue;
+        }
+        if (contiguous) {
             const uint8_t* msg = op.head_len != 0 ? op.head : op.body;
             imb::gmac128_one_call(m, k, &ctx, op.iv, msg, uint64_t(op.head_len) + op.body_len, op.tag, gmac_tag_len);
             ok[i] = 1;

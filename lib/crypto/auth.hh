@@ -59,8 +59,9 @@ uint32_t hmac_sha256_burst(engine& e, std::span<const hmac_sha256_op> ops);
 /// AES-128-GMAC key: the GCM key schedule and GHASH powers (gcm_key with a zero salt).
 result<void> make_gmac_key(const engine& e, std::span<const uint8_t, gmac_key_len> key, gcm_key& out);
 
-/// GMAC(key, iv, head || body) with a 16-byte tag. head_len must be a multiple of 16 (ipsec-mb's
-/// GMAC update keeps no partial block between calls); body may have any length.
+/// GMAC(key, iv, head || body) with a 16-byte tag. Unless body follows head immediately, head_len
+/// must be a multiple of 16 (ipsec-mb's GMAC update keeps no partial block between calls); body
+/// may have any length.
 struct gmac_op {
     const gcm_key* key;
     const uint8_t* iv;   ///< 12 bytes
@@ -75,7 +76,8 @@ struct gmac_op {
 /// ipsec-mb GCM call (empty plaintext, message as AAD), ~15% faster at 1420 B than the
 /// init/update/finalize calls used otherwise; the tag is the same.
 /// Computes every op's tag. An op whose key is wiped, of another arch or not AES-128, or whose
-/// head_len is not a multiple of 16, is skipped (ok[i] = 0). Returns how many were computed.
+/// separate head is not a multiple of 16 bytes, is skipped (ok[i] = 0). Returns how many were
+/// computed.
 uint32_t gmac_burst(engine& e, std::span<const gmac_op> ops, std::span<uint8_t> ok);
 
 /// For perf/srcauth_bench only (the data path does not use them): the TESLA MAC alternatives

@@ -22,7 +22,7 @@ void make_iv(const uint8_t* hdr, uint8_t* iv)
 /// one-call GMAC (faster than its update calls) the covered header bytes are slid up against the
 /// inner packet (to header[mac_shift..tesla_data_len)) while the MAC is computed, then slid back.
 constexpr size_t mac_shift = tesla_data_len - td_mac;
-static_assert(mac_shift == mac_len && td_mac % 16 == 0);
+static_assert(mac_shift == mac_len);
 
 void mac_slide_in(uint8_t* h) { std::memmove(h + mac_shift, h, td_mac); }
 void mac_slide_out(uint8_t* h) { std::memmove(h, h + mac_shift, td_mac); }
@@ -86,13 +86,6 @@ void tesla_sender::enter_interval(crypto::engine& e, uint32_t i)
     chain_key mac;
     chain_f_prime(e, _chain.key(e, i), mac);
     (void)crypto::make_gmac_key(e, mac.view(), _mac_key);
-    if (i >= _p.disclosure_delay) {
-        _disclosed_interval = i - _p.disclosure_delay;
-        _disclosed = _chain.key(e, _disclosed_interval);
-    } else {
-        _disclosed_interval = no_interval;
-        _disclosed = chain_key{};
-    }
     _interval = i;
 }
 
@@ -117,9 +110,6 @@ uint32_t tesla_sender::tag_burst(crypto::engine& e, std::span<const tag_job> job
             uint8_t* h = j.hdr;
             put_common(h, msg_type::tesla_data, j.next, uint16_t(tesla_data_len), _p.sender_id, ++_seq);
             store_be32(h + td_interval, i);
-            store_be32(h + td_disclosed, _disclosed_interval);
-            std::memset(h + td_reserved, 0, 8);
-            std::memcpy(h + td_key, _disclosed.data(), key_len);
             make_iv(h, ivs[k].data());
             mac_slide_in(h);
             ops[k] = crypto::gmac_op{&_mac_key,          ivs[k].data(), h + mac_shift, uint32_t(td_mac),
@@ -337,10 +327,10 @@ decision tesla_verifier::on_disclosure(crypto::engine& e, sender_state& s, const
     return {verdict::consumed, reason::none};
 }
 
-decision tesla_verifier::on_data(crypto::engine& e, sender_state& s, const packet_view& p, uint64_t now_ns)
+decision tesla_verifier::on_data(sender_state& s, const packet_view& p, uint64_t now_ns)
 {
     const uint8_t* h = p.data;
-    if (!all_zero(h + td_reserved, 8) || (h[off_next] != next_ipv4 && h[off_next] != next_ipv6)) {
+    if (h[off_next] != next_ipv4 && h[off_next] != next_ipv6) {
         return {verdict::drop, reason::malformed};
     }
     if (!s.bootstrapped) {
@@ -354,10 +344,6 @@ decision tesla_verifier::on_data(crypto::engine& e, sender_state& s, const packe
     // Safety (RFC 4082 section 3.5): K_i is disclosed from interval i + d on.
     if (uint64_t(x) >= uint64_t(i) + s.chain.disclosure_delay || i <= s.known_interval) {
         return {verdict::drop, reason::unsafe};
-    }
-    const uint32_t j = load_be32(h + td_disclosed);
-    if (j != no_interval && j > s.known_interval && !learn_key(e, s, j, h + td_key, now_ns)) {
-        ++_stats.dropped[size_t(reason::bad_disclosure)]; // the packet itself is still judged by its MAC
     }
     held_packet* hp = s.hold.push();
     if (hp == nullptr) {
@@ -442,7 +428,7 @@ void tesla_verifier::verify_burst(crypto::engine& e, std::span<const packet_view
             return {verdict::drop, reason::unknown_sender};
         }
         switch (c.type) {
-        case msg_type::tesla_data: return on_data(e, *s, p, now_ns);
+        case msg_type::tesla_data: return on_data(*s, p, now_ns);
         case msg_type::tesla_bootstrap: return on_bootstrap(e, *s, p);
         case msg_type::tesla_disclosure: return on_disclosure(e, *s, p, now_ns);
         default: return {verdict::drop, reason::wrong_mode};

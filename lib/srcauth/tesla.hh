@@ -51,7 +51,7 @@ public:
     /// Interval of sender time now_ns (0 before t0).
     uint32_t interval_at(uint64_t now_ns) const;
 
-    /// Worker: writes every job's header (sequence number, interval, disclosed key, GMAC) for time
+    /// Worker: writes every job's header (sequence number, interval, GMAC) for time
     /// now_ns. Returns the number tagged: all of them, or 0 if now is in interval 0 or past the
     /// chain (then the packets must not be sent: a new chain and bootstrap are needed).
     uint32_t tag_burst(crypto::engine& e, std::span<const tag_job> jobs, uint64_t now_ns);
@@ -59,8 +59,9 @@ public:
     /// Signed bootstrap committing to K_c (c = the latest interval whose key is already disclosed at
     /// now_ns, or 0). Returns its length (128) or 0 if out is short or signing failed.
     size_t write_bootstrap(crypto::engine& e, signer& s, uint64_t now_ns, std::span<uint8_t> out);
-    /// Stand-alone disclosure of K_{i-d} for an idle sender (send one per interval while no data
-    /// packet carries it). Returns its length (48) or 0 if no key is disclosable yet.
+    /// Disclosure of K_{i-d} for interval i of now_ns: the only way keys reach receivers (data
+    /// packets carry none), so send one per interval, busy or idle; a lost one is made up by any
+    /// later one (the chain). Returns its length (48) or 0 if no key is disclosable yet.
     size_t write_disclosure(crypto::engine& e, uint64_t now_ns, std::span<uint8_t> out);
 
 private:
@@ -75,8 +76,6 @@ private:
     uint64_t _disclosure_seq = 0;
     uint32_t _interval = 0; ///< interval whose keys are loaded (0: none)
     crypto::gcm_key _mac_key{};
-    chain_key _disclosed;
-    uint32_t _disclosed_interval = wire::no_interval;
 };
 
 struct tesla_receiver_policy {
@@ -110,7 +109,7 @@ public:
     struct scratch;
 
 private:
-    decision on_data(crypto::engine& e, sender_state& s, const packet_view& p, uint64_t now_ns);
+    decision on_data(sender_state& s, const packet_view& p, uint64_t now_ns);
     decision on_bootstrap(crypto::engine& e, sender_state& s, const packet_view& p);
     decision on_disclosure(crypto::engine& e, sender_state& s, const packet_view& p, uint64_t now_ns);
     bool learn_key(crypto::engine& e, sender_state& s, uint32_t j, const uint8_t* key, uint64_t now_ns);

@@ -34,7 +34,6 @@ inline constexpr size_t key_len = 16;       ///< TESLA chain and MAC keys
 inline constexpr size_t mac_len = 16;       ///< TESLA per-packet GMAC tag
 inline constexpr size_t digest_len = 16;    ///< manifest entry: SHA-256 truncated
 inline constexpr size_t sig_len = 64;       ///< Ed25519, or ECDSA P-256 as r || s
-inline constexpr uint32_t no_interval = 0xffffffff;
 
 // Common header, every type.
 inline constexpr size_t off_type = 0;       ///< u8: version << 4 | type
@@ -44,13 +43,11 @@ inline constexpr size_t off_sender = 4;     ///< u32: sender id
 inline constexpr size_t off_seq = 8;        ///< u64: sequence number (per sender and type family)
 inline constexpr size_t common_len = 16;
 
-// tesla_data
+// tesla_data: no disclosed key (keys travel in tesla_disclosure, one per interval), so that the
+// header is 36 bytes and a full 1500-byte-MTU frame's ESP packet is not fragmented for it.
 inline constexpr size_t td_interval = 16;   ///< u32 i
-inline constexpr size_t td_disclosed = 20;  ///< u32 j (no_interval: none)
-inline constexpr size_t td_reserved = 24;   ///< u64 zero
-inline constexpr size_t td_key = 32;        ///< K_j
-inline constexpr size_t td_mac = 48;        ///< GMAC(K'_i, sender||seq, header[0..48) || inner)
-inline constexpr size_t tesla_data_len = 64;
+inline constexpr size_t td_mac = 20;        ///< GMAC(K'_i, sender||seq, header[0..20) || inner)
+inline constexpr size_t tesla_data_len = 36;
 
 // manifest_data: the common header alone.
 inline constexpr size_t manifest_data_len = common_len;

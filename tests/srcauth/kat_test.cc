@@ -178,6 +178,13 @@ TEST(srcauth_kat, GmacMatchesOpenSslAesGcmWithAadOnly)
         const crypto::gmac_op one{&k, iv.data(), whole.data(), 48, whole.data() + 48, body, flat.data()};
         ASSERT_EQ(crypto::gmac_burst(e, std::span(&one, 1), std::span(&ok, 1)), 1u);
         EXPECT_EQ(flat, tag) << "one-call GMAC, body " << body;
+        // the TESLA data header's layout: 20 covered header bytes right before the body
+        const crypto::gmac_op tesla{&k, iv.data(), whole.data() + 28, 20, whole.data() + 48, body, flat.data()};
+        ASSERT_EQ(crypto::gmac_burst(e, std::span(&tesla, 1), std::span(&ok, 1)), 1u);
+        EXPECT_EQ(flat, openssl_gmac(key, iv, bytes(whole.begin() + 28, whole.end()))) << "20-byte head, body " << body;
+        // a separate head must be whole blocks (ipsec-mb's update)
+        const crypto::gmac_op split{&k, iv.data(), head.data(), 20, tail.data(), body, flat.data()};
+        EXPECT_EQ(crypto::gmac_burst(e, std::span(&split, 1), std::span(&ok, 1)), body == 0 ? 1u : 0u);
         crypto::clear_gcm_key(k);
         EXPECT_EQ(crypto::gmac_burst(e, std::span(&op, 1), std::span(&ok, 1)), 0u) << "wiped key accepted";
     }

@@ -142,8 +142,8 @@ TEST_F(srcauth_tshark, EveryMessageTypeAndFieldDissects)
     ASSERT_EQ(tesla->write_bootstrap(e, keys.priv, now, boot), 128u);
     add(boot.data(), boot.size());
 
-    std::vector<uint8_t> td(64 + 60);
-    fill_inner(td.data() + 64, 60);
+    std::vector<uint8_t> td(36 + 60);
+    fill_inner(td.data() + 36, 60);
     const tag_job tj{td.data(), 60, wire::next_ipv4};
     ASSERT_EQ(tesla->tag_burst(e, std::span(&tj, 1), now), 1u);
     add(td.data(), td.size());
@@ -194,18 +194,18 @@ TEST_F(srcauth_tshark, EveryMessageTypeAndFieldDissects)
     EXPECT_EQ(f[0].at("srcauth.boot.key"), hex_of(boot.data() + 48, 16));
     EXPECT_EQ(f[0].at("srcauth.signature"), hex_of(boot.data() + 64, 64));
     EXPECT_EQ(f[0].at("srcauth.reserved"), "0000");
-    // 2 tesla_data in interval 7, disclosing K_4, with the inner UDP packet dissected.
+    // 2 tesla_data in interval 7 (no key: keys travel in disclosures), the inner UDP packet dissected.
     EXPECT_EQ(f[1].at("srcauth.type"), "1");
     EXPECT_EQ(f[1].at("srcauth.next"), "4");
-    EXPECT_EQ(f[1].at("srcauth.length"), "64");
+    EXPECT_EQ(f[1].at("srcauth.length"), "36");
     EXPECT_EQ(f[1].at("srcauth.seq"), "1");
     EXPECT_EQ(f[1].at("srcauth.tesla.interval"), "7");
-    EXPECT_EQ(f[1].at("srcauth.tesla.disclosed_interval"), "4");
-    EXPECT_EQ(f[1].at("srcauth.tesla.key"), hex_of(boot.data() + 48, 16)) << "K_4 is the key the bootstrap committed to";
-    EXPECT_EQ(f[1].at("srcauth.tesla.mac"), hex_of(td.data() + 48, 16));
-    EXPECT_EQ(f[1].at("srcauth.reserved"), "0000000000000000");
+    EXPECT_EQ(f[1].at("srcauth.tesla.mac"), hex_of(td.data() + 20, 16));
+    EXPECT_EQ(f[1].at("srcauth.tesla.disclosed_interval"), "");
+    EXPECT_EQ(f[1].at("srcauth.tesla.key"), "");
+    EXPECT_EQ(f[1].at("srcauth.reserved"), "");
     EXPECT_EQ(f[1].at("udp.dstport"), "5001");
-    // 3 disclosure of K_4.
+    // 3 disclosure of K_4, the key the bootstrap committed to.
     EXPECT_EQ(f[2].at("srcauth.type"), "5");
     EXPECT_EQ(f[2].at("srcauth.next"), "59");
     EXPECT_EQ(f[2].at("srcauth.length"), "48");

@@ -21,12 +21,12 @@ local f = {
     length = ProtoField.uint16("srcauth.length", "Header length", base.DEC),
     sender = ProtoField.uint32("srcauth.sender", "Sender id", base.HEX),
     seq = ProtoField.uint64("srcauth.seq", "Sequence number", base.DEC),
-    -- tesla_data
+    -- tesla_data, tesla_disclosure
     interval = ProtoField.uint32("srcauth.tesla.interval", "Interval", base.DEC),
-    disclosed = ProtoField.uint32("srcauth.tesla.disclosed_interval", "Disclosed interval", base.DEC),
-    reserved = ProtoField.bytes("srcauth.reserved", "Reserved"),
-    key = ProtoField.bytes("srcauth.tesla.key", "Disclosed key"),
     mac = ProtoField.bytes("srcauth.tesla.mac", "MAC (GMAC)"),
+    disclosed = ProtoField.uint32("srcauth.tesla.disclosed_interval", "Disclosed interval", base.DEC),
+    key = ProtoField.bytes("srcauth.tesla.key", "Disclosed key"),
+    reserved = ProtoField.bytes("srcauth.reserved", "Reserved"),
     -- bootstrap
     t0 = ProtoField.uint64("srcauth.boot.t0", "Interval 0 start (ns)", base.DEC),
     interval_ns = ProtoField.uint64("srcauth.boot.interval_ns", "Interval length (ns)", base.DEC),
@@ -78,13 +78,10 @@ function p.dissector(tvb, pinfo, tree)
         st:add_proto_expert_info(e_bad, "header longer than the packet")
         return total
     end
-    if t == 1 and hlen == 64 then
+    if t == 1 and hlen == 36 then
         st:add(f.interval, tvb(16, 4))
-        st:add(f.disclosed, tvb(20, 4))
-        st:add(f.reserved, tvb(24, 8))
-        st:add(f.key, tvb(32, 16))
-        st:add(f.mac, tvb(48, 16))
-        inner(tvb, pinfo, tree, next_header, 64, total - 64)
+        st:add(f.mac, tvb(20, 16))
+        inner(tvb, pinfo, tree, next_header, 36, total - 36)
     elseif t == 2 and hlen == 16 then
         inner(tvb, pinfo, tree, next_header, 16, total - 16)
     elseif t == 3 and hlen == 20 and total >= 84 then
