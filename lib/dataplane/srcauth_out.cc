@@ -200,9 +200,12 @@ void emit_control(lcore_ctx& lc, const dp_state& st, auth_sender& snd)
             add([&](std::span<uint8_t> out) { return snd.tesla->write_bootstrap(e, snd.signer, a.now_ns, out); });
             snd.next_bootstrap_ns = a.now_ns + snd.bootstrap_period_ns;
         }
+        // Keys travel only in disclosures: each is sent disclosures_per_interval times, spread
+        // over the interval, so one lost on the way delays its packets by a fraction of an interval.
         const uint32_t i = snd.tesla->interval_at(a.now_ns);
-        if (i != snd.disclosed_interval) {
+        if (i != snd.disclosed_interval || a.now_ns >= snd.next_disclosure_ns) {
             snd.disclosed_interval = i;
+            snd.next_disclosure_ns = a.now_ns + snd.tesla->params().interval_ns / srcauth::disclosures_per_interval;
             add([&](std::span<uint8_t> out) { return snd.tesla->write_disclosure(e, a.now_ns, out); });
         }
     } else if (snd.manifest && a.signing != nullptr && !snd.sign_on_worker) {

@@ -26,7 +26,7 @@ result<std::unique_ptr<auth_sender>> make_sender(const config::gateway_cfg& cfg,
         return key_error(cfg, b.signing_key_line, where, sig.err());
     }
     const uint32_t id = auth_sender_id(sig->key_id(), lane);
-    auto s = std::unique_ptr<auth_sender>(new auth_sender{b.mode, std::move(sig.value()), {}, {}, {}, 0, 0, 0, {}});
+    auto s = std::unique_ptr<auth_sender>(new auth_sender{b.mode, std::move(sig.value()), {}, {}, {}, 0, 0, 0, 0, {}});
     switch (b.mode) {
     case config::source_auth_mode::tesla: {
         srcauth::tesla_params p;

@@ -57,7 +57,8 @@ struct auth_sender {
     std::optional<srcauth::sign_sender> sign;
     uint64_t bootstrap_period_ns = 0;
     uint64_t next_bootstrap_ns = 0;  ///< 0: none sent yet
-    uint32_t disclosed_interval = 0; ///< interval of the last stand-alone disclosure
+    uint32_t disclosed_interval = 0; ///< interval of the last disclosure
+    uint64_t next_disclosure_ns = 0; ///< when the disclosure of this interval is sent again
     auth_route route;
     bool sign_on_worker = false;     ///< manifests: signed here, not by the signing thread
 

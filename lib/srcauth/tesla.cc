@@ -317,6 +317,13 @@ decision tesla_verifier::on_disclosure(crypto::engine& e, sender_state& s, const
         return {verdict::drop, reason::malformed};
     }
     const uint32_t j = load_be32(h + tk_interval);
+    if (j == s.known_interval) { // senders repeat each disclosure within its interval
+        if (CRYPTO_memcmp(h + tk_key, s.known.data(), key_len) != 0) {
+            return {verdict::drop, reason::bad_disclosure};
+        }
+        ++_stats.control_accepted;
+        return {verdict::consumed, reason::none};
+    }
     if (j <= s.known_interval) {
         return {verdict::drop, reason::stale_control};
     }

@@ -30,6 +30,10 @@ struct tag_job {
     uint8_t next;
 };
 
+/// How often a sender repeats the disclosure of one key within an interval (the gateway's
+/// worker: at the interval's start and every interval / this after).
+inline constexpr uint32_t disclosures_per_interval = 4;
+
 struct tesla_params {
     uint32_t sender_id = 0;
     uint64_t t0_ns = 0;            ///< start of interval 0 (sender clock); interval 0 is never used for data
@@ -60,8 +64,9 @@ public:
     /// now_ns, or 0). Returns its length (128) or 0 if out is short or signing failed.
     size_t write_bootstrap(crypto::engine& e, signer& s, uint64_t now_ns, std::span<uint8_t> out);
     /// Disclosure of K_{i-d} for interval i of now_ns: the only way keys reach receivers (data
-    /// packets carry none), so send one per interval, busy or idle; a lost one is made up by any
-    /// later one (the chain). Returns its length (48) or 0 if no key is disclosable yet.
+    /// packets carry none), so send it in every interval, busy or idle (the gateway: several
+    /// times, disclosures_per_interval); a lost one is made up by any later one (the chain).
+    /// Returns its length (48) or 0 if no key is disclosable yet.
     size_t write_disclosure(crypto::engine& e, uint64_t now_ns, std::span<uint8_t> out);
 
 private:

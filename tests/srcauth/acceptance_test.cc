@@ -301,6 +301,25 @@ TEST_F(tesla_test, MemberForgeriesAllDroppedGenuineAllPassWithinDelay)
     EXPECT_LE(max_delay, (delay + 1) * interval) << "held longer than d + 1 intervals";
 }
 
+TEST_F(tesla_test, RepeatedDisclosureConsumedForgedOrOldOneDropped)
+{
+    start_verifier();
+    const uint64_t now = t0 + 6 * interval + 1 * ms; // discloses K_4
+    message first{bytes(wire::tesla_disclosure_len)};
+    ASSERT_EQ(sender->write_disclosure(e, now, first.buf), wire::tesla_disclosure_len);
+    message repeat{bytes(wire::tesla_disclosure_len)};
+    ASSERT_EQ(sender->write_disclosure(e, now + interval / 2, repeat.buf), wire::tesla_disclosure_len);
+    message forged = repeat;
+    forged.buf[wire::tk_key] ^= 1;
+    message older{bytes(wire::tesla_disclosure_len)};
+    ASSERT_EQ(sender->write_disclosure(e, now - interval, older.buf), wire::tesla_disclosure_len); // K_3
+    EXPECT_EQ(deliver_control(std::move(first), now).v, verdict::consumed);
+    EXPECT_EQ(deliver_control(std::move(repeat), now + interval / 2).v, verdict::consumed) << "a repeat is not a drop";
+    EXPECT_EQ(deliver_control(std::move(forged), now + interval / 2).why, reason::bad_disclosure);
+    EXPECT_EQ(deliver_control(std::move(older), now + interval / 2).why, reason::stale_control);
+    EXPECT_EQ(verifier.stats().control_accepted, 3u); // the bootstrap, K_4 and its repeat
+}
+
 TEST_F(tesla_test, LateBeyondClockBoundIsUnsafeWithinBoundIsKept)
 {
     start_verifier(4096, 1 * ms);
