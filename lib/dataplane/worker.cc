@@ -99,7 +99,7 @@ uint32_t poll_once(lcore_ctx& lc, rte_mbuf** pkts)
     const uint64_t start = rte_rdtsc();
     const dp_state* st = lc.state->load(std::memory_order_acquire);
     if (lc.auth != nullptr) {
-        lc.auth->now_ns = realtime_ns(); // source authentication's clock for this round
+        lc.auth->now_ns = realtime_ns(); // source authentication's clock for this round's control work
     }
     uint32_t total = 0;
     for (uint16_t i = 0; i < lc.n_bindings; ++i) {
@@ -110,6 +110,12 @@ uint32_t poll_once(lcore_ctx& lc, rte_mbuf** pkts)
             continue;
         }
         ++lc.stats.busy_polls;
+        if (lc.auth != nullptr) {
+            // The burst's arrival time: read after rx, so never before a packet in it was sent (an
+            // earlier reading would judge TESLA safety too late, and refuse a packet of an interval
+            // that began after it as not begun yet).
+            lc.auth->now_ns = realtime_ns();
+        }
         process_burst(lc, *st, b, pkts, n);
         total += n;
     }
