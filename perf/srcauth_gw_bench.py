@@ -44,10 +44,11 @@ from esp_bench import find_thread, schedstat  # noqa: E402
 
 # mode -> (tagging gateway's source_auth options, verifying gateway's, signing key algorithm).
 # TESLA with 1 ms intervals so that what a verifier holds until disclosure (about (d + 1) intervals
-# of traffic) stays inside hold_packets (at most 4096) at a veth's rate, and d = 10 so that a packet
-# may take (d - 1) intervals from A to B (queues, and on a loaded machine descheduled workers)
-# before it is unsafe; both gateways share one clock (bound 0).
-_TESLA = "mode: tesla, interval_ms: 1, disclosure_delay: 60, clock_offset_bound_ms: 0, chain_length: 100000"
+# of traffic) stays inside hold_packets (at most 4096) at a veth's rate (~1 Mpps: d = 2, the default
+# of --tesla-delay); both gateways share one clock (bound 0). On a loaded machine, where a gateway's
+# worker may wait tens of ms for a CPU, packets arrive unsafe unless d is large (--tesla-delay 60),
+# and then the hold overflows unless the rate is low.
+_TESLA = "mode: tesla, interval_ms: 1, disclosure_delay: {d}, clock_offset_bound_ms: 0, chain_length: 100000"
 _MF = "mode: manifest, manifest_packets: 64, manifest_max_age_ms: 5"
 MODES = {"esp": ("", "", "ed25519"),
          "tesla": (_TESLA + ", bootstrap_period_ms: 200", _TESLA + ", hold_packets: 4096, hold_timeout_ms: 200", "ed25519"),
@@ -387,6 +388,7 @@ def main():
     p.add_argument("--mtu", type=int, default=1500,
                    help="protected ports' MTU: at 1500, 1420 B packets with a TESLA or sign tag are fragmented")
     p.add_argument("--latency-rate", type=float, default=2000, help="probe frames per second")
+    p.add_argument("--tesla-delay", type=int, default=2, help="TESLA disclosure delay d (1 ms intervals)")
     p.add_argument("--out", default="perf/results/srcauth_gw.json")
     p.add_argument("--plot", help="PNG of the cost per mode (from --out's results)")
     p.add_argument("--plot-only", action="store_true", help="only redraw --plot from --out")
@@ -401,6 +403,7 @@ def main():
             plot(json.load(f), a.plot)
         return 0
     parts = a.parts.split(",")
+    MODES["tesla"] = tuple(m.format(d=a.tesla_delay) for m in MODES["tesla"])
     work = tempfile.mkdtemp(prefix="sd_srcauth_gw_bench_")
     results = []
     pair = Pair(a, work, str(os.getpid())) if "verify" in parts or "latency" in parts else None

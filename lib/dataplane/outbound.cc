@@ -88,24 +88,32 @@ bool esp_encap(lcore_ctx& lc, const rx_binding& b, sa::out_sa& sa, uint32_t sa_i
 }
 
 /// Seals every queued op in one ipsec-mb burst; packets whose op failed are dropped.
-/// Packets marked in `untagged` (source authentication could not tag them) are dropped too.
+/// Packets marked in `untagged` (source authentication could not tag them) are dropped unsealed.
 uint16_t stage_seal(lcore_ctx& lc, rte_mbuf** pkts, uint16_t n, uint16_t nops, const uint8_t* untagged, drop_list& dl)
 {
     burst_scratch& s = lc.scratch;
-    if (nops == 0) {
-        return n;
+    std::array<uint8_t, max_burst> failed{}; // 0: sent; else 1 + the drop reason
+    if (untagged != nullptr) {
+        uint16_t kept = 0;
+        for (uint16_t k = 0; k < nops; ++k) {
+            const uint16_t i = s.op_pkt[k];
+            if (untagged[i]) {
+                failed[i] = 1 + static_cast<uint8_t>(drop_reason::srcauth_tag_failed);
+                continue;
+            }
+            s.ops[kept] = s.ops[k];
+            s.op_pkt[kept++] = i;
+        }
+        nops = kept;
     }
-    const uint32_t sealed = crypto::seal_burst(*lc.engine, {s.ops.data(), nops}, {s.ok.data(), nops});
+    const uint32_t sealed = nops == 0 ? 0 : crypto::seal_burst(*lc.engine, {s.ops.data(), nops}, {s.ok.data(), nops});
     lc.stats.sealed += sealed;
     if (sealed == nops && untagged == nullptr) {
         return n;
     }
-    std::array<uint8_t, max_burst> failed{}; // 0: sent; else 1 + the drop reason
     for (uint16_t k = 0; k < nops; ++k) {
         if (s.ok[k] == 0) {
             failed[s.op_pkt[k]] = 1 + static_cast<uint8_t>(drop_reason::crypto_failed);
-        } else if (untagged != nullptr && untagged[s.op_pkt[k]]) {
-            failed[s.op_pkt[k]] = 1 + static_cast<uint8_t>(drop_reason::srcauth_tag_failed);
         }
     }
     uint16_t good = 0;

@@ -281,6 +281,22 @@ class SourceAuthTest(LiveTestbed):
         self.assertGreaterEqual(len(lost), 2, "the relay lost disclosures")
         self.finish(n)
 
+    def test_tesla_chain_end_packets_dropped_unsealed(self):
+        """Past the end of its key chain a sender cannot tag: its packets are dropped as
+        srcauth_tag_failed before sealing (none counted as sealed, none sent)."""
+        text = self.config("tesla", "a").replace("chain_length: 20000", "chain_length: 3") \
+            .replace("interval_ms: 50", "interval_ms: 1").replace("disclosure_delay: 2", "disclosure_delay: 1")
+        self.assertIn("chain_length: 3", text)
+        self.start_gateway("a", [live(0, "ac"), live(1, "ap")], text, self.cpu1)
+        self.wait_for(lambda: os.path.exists(self.path("a.sock")) and self.stats("a") is not None, "a up")
+        n = 200
+        self.send_genuine(n, 2000)  # the 3-interval chain (3 ms) ended long ago
+        self.wait_for(lambda: (self.stats("a") or {"drops": {}})["drops"].get("srcauth_tag_failed") == n,
+                      "every packet dropped as untagged", on_fail=lambda: self.stats("a"))
+        st = self.stats("a")
+        self.assertEqual(st["sealed"], 0, "untagged packets are not sealed")
+        self.assertEqual(st["ports"][1]["tx_packets"], st["srcauth_control_sent"], "only control messages sent")
+
     def lost_manifests(self, best_effort):
         relay = self.start_relay(drop_type=6, every=3)
         # a loaded machine may lag (signing thread, relay): held packets wait up to 2 s for their manifest
