@@ -98,9 +98,6 @@ uint32_t poll_once(lcore_ctx& lc, rte_mbuf** pkts)
 {
     const uint64_t start = rte_rdtsc();
     const dp_state* st = lc.state->load(std::memory_order_acquire);
-    if (lc.auth != nullptr) {
-        lc.auth->now_ns = realtime_ns(); // source authentication's clock for this round's control work
-    }
     uint32_t total = 0;
     for (uint16_t i = 0; i < lc.n_bindings; ++i) {
         const rx_binding& b = lc.bindings[i];
@@ -111,9 +108,9 @@ uint32_t poll_once(lcore_ctx& lc, rte_mbuf** pkts)
         }
         ++lc.stats.busy_polls;
         if (lc.auth != nullptr) {
-            // The burst's arrival time: read after rx, so never before a packet in it was sent (an
-            // earlier reading would judge TESLA safety too late, and refuse a packet of an interval
-            // that began after it as not begun yet).
+            // Source authentication's clock: the burst's arrival time, read after rx, so never
+            // before a packet in it was sent (an earlier reading would judge TESLA safety too late,
+            // and refuse a packet of an interval that began after it as not begun yet).
             lc.auth->now_ns = realtime_ns();
         }
         process_burst(lc, *st, b, pkts, n);
@@ -121,6 +118,9 @@ uint32_t poll_once(lcore_ctx& lc, rte_mbuf** pkts)
     }
     detail::reasm_expire(lc, false);
     if (lc.auth != nullptr) {
+        if (total == 0) {
+            lc.auth->now_ns = realtime_ns(); // an idle round: no burst has read the clock
+        }
         detail::srcauth_tick(lc, *st); // control messages due, held packets decided
     }
     rte_rcu_qsbr_quiescent(lc.qsbr, lc.index);

@@ -268,8 +268,11 @@ result<uint64_t> iv_store::peak(const std::string& state_dir, std::string_view s
     if (!st) {
         return st.err();
     }
-    const std::vector<uint64_t>& marks = st->has_value() ? (*st)->high_water : std::vector<uint64_t>{};
-    return marks.empty() ? uint64_t{0} : *std::max_element(marks.begin(), marks.end());
+    if (!st->has_value() || (*st)->high_water.empty()) {
+        return uint64_t{0};
+    }
+    const std::vector<uint64_t>& marks = (*st)->high_water;
+    return *std::max_element(marks.begin(), marks.end());
 }
 
 result<iv_block> iv_store::reserve(uint32_t lcore, uint64_t block_size)
