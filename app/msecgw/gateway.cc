@@ -188,6 +188,14 @@ result<void> gateway::reload(config::gateway_cfg cfg)
                     [](const auto& a, const auto& b) { return a.region == b.region; })) {
         return error{errc::unsupported, cfg.file + ": regions and the ports' regions change only with a restart"};
     }
+    // Each group registered with the key server of its region at start (key_manager).
+    for (const auto& g : cfg.groups) {
+        const config::group_cfg* was = _cfg.find_group(g.name);
+        if (was != nullptr && was->region != g.region) {
+            return error{errc::unsupported, cfg.file + ":" + std::to_string(g.line) + ": group '" + g.name +
+                                                "' changes region only with a restart"};
+        }
+    }
     if (cfg.reassembly.timeout_ms != _cfg.reassembly.timeout_ms ||
         cfg.reassembly.max_datagrams != _cfg.reassembly.max_datagrams) {
         return error{errc::unsupported, cfg.file + ": reassembly settings change only with a restart"};

@@ -164,7 +164,7 @@ int run(const msecgw::app::options& opts, msecgw::config::gateway_cfg cfg,
         return fail(exp.err().detail, 2);
     }
     std::unique_ptr<msecgw::control::key_manager> keys;
-    if (cfg.key_server || cfg.member) {
+    if (cfg.key_server || !cfg.members.empty()) {
         auto k = msecgw::control::key_manager::create(cfg, true, clock::now());
         if (!k) {
             return fail(k.err().detail);

@@ -75,9 +75,12 @@ std::vector<cli::group_info> cli_backend::groups() const
         cli::group_info i;
         i.name = g.name;
         i.id = g.id;
+        const auto& regions = running().regions;
+        i.region = g.region < regions.size() ? regions[g.region] : "";
         auto m = std::find_if(members.begin(), members.end(), [&](const auto& x) { return x.group == g.name; });
         if (m != members.end()) {
             i.member_state = std::string(gkm::to_string(m->state));
+            i.member_key_server = m->key_server;
             i.sender_id = m->sender_id;
             i.sender_id_bits = m->sender_id_bits;
             i.out_spi = m->out_spi;

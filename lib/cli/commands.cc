@@ -395,7 +395,12 @@ reply engine::show_group(bool as_json)
     const std::vector<group_info> groups = _b.groups();
     json j;
     j.obj().key("groups").arr();
-    table kt({"group", "id", "member", "sender-id", "sealing", "opening", "rekeys", "key server"});
+    const bool regions = std::any_of(groups.begin(), groups.end(), [](const group_info& g) { return !g.region.empty(); });
+    std::vector<std::string> columns{"group", "id", "member", "sender-id", "sealing", "opening", "rekeys", "key server"};
+    if (regions) {
+        columns.insert(columns.begin() + 2, "region");
+    }
+    table kt(columns);
     for (const auto& g : groups) {
         std::string opening;
         for (uint32_t spi : g.in_spis) {
@@ -416,9 +421,18 @@ reply engine::show_group(bool as_json)
         if (g.rekeys_rejected != 0) {
             rekeys.append(" (").append(u64(g.rekeys_rejected)).append(" refused)");
         }
-        kt.row({g.name, u64(g.id), g.member_state.empty() ? "-" : g.member_state, sid,
-                g.out_spi ? hex32(*g.out_spi) : "-", opening.empty() ? "-" : opening, rekeys, server});
-        j.obj().kv("group", g.name).kv("id", uint64_t{g.id}).kv("member_state", g.member_state).key("sender_id");
+        std::string member = g.member_state.empty() ? "-" : g.member_state;
+        if (!g.member_key_server.empty()) {
+            member.append(" via ").append(g.member_key_server);
+        }
+        std::vector<std::string> row{g.name, u64(g.id), member, sid, g.out_spi ? hex32(*g.out_spi) : "-",
+                                     opening.empty() ? "-" : opening, rekeys, server};
+        if (regions) {
+            row.insert(row.begin() + 2, g.region);
+        }
+        kt.row(row);
+        j.obj().kv("group", g.name).kv("id", uint64_t{g.id}).kv("region", g.region).kv("member_state", g.member_state)
+            .kv("member_key_server", g.member_key_server).key("sender_id");
         (g.sender_id ? j.num(*g.sender_id) : j.null()).kv("sender_id_bits", uint64_t{g.sender_id_bits});
         j.kv("sealing_spi", g.out_spi ? hex32(*g.out_spi) : "").kv("opening_spis", opening)
             .kv("rekeys_accepted", g.rekeys_accepted).kv("rekeys_rejected", g.rekeys_rejected)

@@ -39,7 +39,9 @@ struct sa_counters {
 struct group_info {
     std::string name;
     uint32_t id = 0;
+    std::string region;                   ///< the key region whose key server keys it; empty: one region
     std::string member_state;             ///< "registered", "gsa_auth_sent", ... ; empty: not a member
+    std::string member_key_server;        ///< address:port this member registers with now
     std::optional<uint32_t> sender_id;
     uint8_t sender_id_bits = 0;
     std::optional<uint32_t> out_spi;      ///< TEK outbound packets are sealed with

@@ -130,6 +130,20 @@ const group_cfg* gateway_cfg::find_group(std::string_view name) const
     return nullptr;
 }
 
+const member_cfg* gateway_cfg::member_for(uint16_t region) const
+{
+    const member_cfg* every = nullptr;
+    for (const auto& m : members) {
+        if (m.region == region) {
+            return &m;
+        }
+        if (!m.region) {
+            every = &m;
+        }
+    }
+    return every;
+}
+
 const sa_cfg* gateway_cfg::find_sa(std::string_view name) const
 {
     for (const auto& s : sas) {
@@ -290,18 +304,22 @@ result<void> parse_reassembly(const detail::at& a, reassembly_cfg& r)
     return {};
 }
 
-/// Policies that name a group need this gateway to be a member (the keys come from a key server).
+/// Policies that name a group need this gateway to be a member of the group's region (the keys come
+/// from that region's key server), and must be in that region themselves.
 result<void> check_group_policies(const gateway_cfg& cfg)
 {
-    if (cfg.member) {
-        return {};
-    }
     for (const auto& p : cfg.policies) {
-        if (!p.group.empty()) {
-            return error{errc::config_missing_key, cfg.file + ":" + std::to_string(p.line) + ": policies: group '" +
-                                                       p.group + "' needs the top-level key 'member' (who this "
-                                                       "gateway is to the key server)"};
+        const group_cfg* g = p.group.empty() ? nullptr : cfg.find_group(p.group);
+        if (g == nullptr || cfg.member_for(g->region) != nullptr) {
+            continue;
         }
+        const std::string where = cfg.file + ":" + std::to_string(p.line) + ": policies: group '" + p.group + "' needs ";
+        if (cfg.members.empty()) {
+            return error{errc::config_missing_key, where + "the top-level key 'member' (who this gateway is to the "
+                                                           "key server)"};
+        }
+        return error{errc::config_missing_key, where + "a 'member' entry for its region '" + cfg.regions[g->region] +
+                                                   "' (or one without 'region', for every region)"};
     }
     return {};
 }
@@ -334,6 +352,12 @@ result<void> parse_root(const detail::at& root, gateway_cfg& cfg)
             (std::string_view(k) == "state_dir" ? cfg.state_dir : cfg.drivers_cfg) = *v;
         }
     }
+    // Regions first: groups, member entries, ports, SAs and policies name them.
+    if (root.node["regions"]) {
+        if (auto r = detail::parse_regions(root.child(root.node["regions"], "regions"), cfg); !r) {
+            return r;
+        }
+    }
     if (root.node["groups"]) {
         if (auto r = detail::parse_groups(root.child(root.node["groups"], "groups"), cfg); !r) {
             return r;
@@ -352,11 +376,6 @@ result<void> parse_root(const detail::at& root, gateway_cfg& cfg)
     // A key server alone (msecgw --gcks-only) needs no ports; a gateway does.
     if (!root.node["ports"]) {
         return cfg.key_server ? result<void>{} : root.fail(errc::config_missing_key, "missing key 'ports'");
-    }
-    if (root.node["regions"]) {
-        if (auto r = detail::parse_regions(root.child(root.node["regions"], "regions"), cfg); !r) {
-            return r;
-        }
     }
     if (auto r = detail::parse_ports(root.child(root.node["ports"], "ports"), cfg); !r) {
         return r;

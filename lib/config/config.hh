@@ -213,6 +213,9 @@ struct group_cfg {
     uint32_t rekey_ttl = 1;
     std::string rekey_interface;            ///< IP_MULTICAST_IF address; empty: the listen address
     std::shared_ptr<const source_auth_cfg> source_auth; ///< carried to the group's SAs (key_manager::expand)
+    /// index into gateway_cfg::regions: the region whose key server keys this group; its SAs and
+    /// the policies naming it are in that region
+    uint16_t region = 0;
     int line = 0;
 };
 
@@ -259,8 +262,12 @@ struct key_server_cfg {
     int line = 0;
 };
 
-/// This gateway as a group member: it registers for every group its policies name.
+/// This gateway as a group member: it registers for every group its policies name, with the key
+/// server of the group's region (a boundary gateway is a member of two regions' key servers).
 struct member_cfg {
+    /// index into gateway_cfg::regions: the groups of this region register here; nullopt: every
+    /// region that has no `member` entry of its own
+    std::optional<uint16_t> region;
     std::string identity;
     secret_bytes psk;                ///< empty with a certificate
     certificate_cfg certificates;    ///< sign with a certificate instead of psk; ca_file for a signing key server
@@ -294,7 +301,8 @@ struct gateway_cfg {
     uint32_t idle_sleep_us = 0;
     std::vector<group_cfg> groups;
     std::optional<key_server_cfg> key_server;
-    std::optional<member_cfg> member;
+    /// `member`: one entry (every region), or one per region; empty: no group member
+    std::vector<member_cfg> members;
 
     /// Every source_auth block, by slot (SAs in file order, then groups).
     std::vector<std::shared_ptr<const source_auth_cfg>> source_auth;
@@ -302,6 +310,8 @@ struct gateway_cfg {
     const sa_cfg* find_sa(std::string_view name) const;
     std::size_t region_count() const { return regions.empty() ? 1 : regions.size(); }
     const group_cfg* find_group(std::string_view name) const;
+    /// The member entry that registers the groups of `region`; nullptr: none does.
+    const member_cfg* member_for(uint16_t region) const;
 };
 
 /// Parses and validates a configuration file.

@@ -109,12 +109,12 @@ result<void> parse_certificates(const at& a, certificate_cfg& c)
     return {};
 }
 
-result<group_cfg> parse_group(const at& a)
+result<group_cfg> parse_group(const at& a, const gateway_cfg& cfg)
 {
     if (auto r = only_keys(a, {"name", "id", "src", "dst", "aead", "tek_lifetime_seconds", "rekey_period_seconds",
                                "registration_overlap_ms", "sender_id_bits", "members", "senders", "replay_window", "key_tree", "lkh_arity",
                                "lkh_max_members", "rekey_batch_ms", "rekey_address", "rekey_ttl", "rekey_interface",
-                               "source_auth"});
+                               "source_auth", "region"});
         !r) {
         return r.err();
     }
@@ -128,6 +128,11 @@ result<group_cfg> parse_group(const at& a)
         return name.err();
     }
     g.name = std::move(name.value());
+    auto region = region_of(a, cfg);
+    if (!region) {
+        return region.err();
+    }
+    g.region = *region;
     for (const char* k : {"src", "dst"}) {
         if (a.node[k]) {
             auto p = prefix_at(a.child(a.node[k], k));
@@ -296,7 +301,7 @@ result<void> parse_groups(const at& a, gateway_cfg& cfg)
     }
     for (std::size_t i = 0; i < a.node.size(); ++i) {
         const at item = a.item(a.node[i], i);
-        auto g = parse_group(item);
+        auto g = parse_group(item, cfg);
         if (!g) {
             return g.err();
         }
@@ -403,22 +408,29 @@ result<void> parse_key_server(const at& a, gateway_cfg& cfg)
     return {};
 }
 
-result<void> parse_member(const at& a, gateway_cfg& cfg)
+result<member_cfg> parse_member_entry(const at& a, const gateway_cfg& cfg)
 {
     if (auto r = only_keys(a, {"identity", "psk", "key_server", "key_server_identity", "local_address", "dh_group",
                                "activation_delay_ms", "deactivation_delay_ms", "certificate_file", "private_key_file",
-                               "ca_file"});
+                               "ca_file", "region"});
         !r) {
-        return r;
+        return r.err();
     }
     if (auto r = require(a, {"identity", "key_server"}); !r) {
-        return r;
+        return r.err();
     }
     if (!a.node["psk"] && !a.node["certificate_file"]) {
         return a.fail(errc::config_missing_key, "missing key 'psk' (or certificate_file and private_key_file)");
     }
     member_cfg m;
     m.line = a.line();
+    if (a.node["region"]) {
+        auto region = region_of(a, cfg);
+        if (!region) {
+            return region.err();
+        }
+        m.region = *region;
+    }
     for (const char* k : {"identity", "key_server_identity"}) {
         if (a.node[k]) {
             auto v = scalar(a.child(a.node[k], k));
@@ -436,7 +448,7 @@ result<void> parse_member(const at& a, gateway_cfg& cfg)
         m.psk = std::move(psk.value());
     }
     if (auto r = parse_certificates(a, m.certificates); !r) {
-        return r;
+        return r.err();
     }
     // One key server, or a list tried in order (several key servers on etcd).
     const at servers = a.child(a.node["key_server"], "key_server");
@@ -471,12 +483,41 @@ result<void> parse_member(const at& a, gateway_cfg& cfg)
         m.dh_group = static_cast<uint8_t>(std::stoi(*g));
     }
     if (auto r = optional_integer(a, "activation_delay_ms", 0, 600'000, &m.activation_delay_ms); !r) {
-        return r;
+        return r.err();
     }
     if (auto r = optional_integer(a, "deactivation_delay_ms", 0, 3'600'000, &m.deactivation_delay_ms); !r) {
-        return r;
+        return r.err();
     }
-    cfg.member = std::move(m);
+    return m;
+}
+
+result<void> parse_member(const at& a, gateway_cfg& cfg)
+{
+    // One mapping (every region), or a list of them, each for its own region (a boundary gateway
+    // registers with the key server of each region it is in).
+    const bool list = a.node.IsSequence();
+    if (list && a.node.size() == 0) {
+        return a.fail(errc::config_bad_value, "expected a member mapping or a non-empty list of them");
+    }
+    for (std::size_t i = 0; i < (list ? a.node.size() : 1); ++i) {
+        const at item = list ? a.item(a.node[i], i) : a;
+        if (!item.node.IsMap()) {
+            return item.fail(errc::config_bad_value, "expected a mapping (identity, psk, key_server, ...)");
+        }
+        auto m = parse_member_entry(item, cfg);
+        if (!m) {
+            return m.err();
+        }
+        for (const auto& other : cfg.members) {
+            if (other.region == m->region) {
+                const std::string which = m->region ? "region '" + cfg.regions[*m->region] + "'" : "every region (no 'region')";
+                return (m->region ? item.child(item.node["region"], "region") : item)
+                    .fail(errc::config_duplicate, "a second member entry for " + which + " (the first is on line " +
+                                                      std::to_string(other.line) + ")");
+            }
+        }
+        cfg.members.push_back(std::move(m.value()));
+    }
     return {};
 }
 

@@ -113,9 +113,10 @@ result<void> parse_action(const at& a, const gateway_cfg& cfg, policy_cfg& p)
             return f.fail(errc::config_bad_value, "group '" + *name + "' is " + to_string(g->dst) +
                                                       ": its SAs cannot carry the other IP version");
         }
-        if (p.region != 0) {
-            return f.fail(errc::unsupported, "a group's SAs from the key server live in the first region ('" +
-                                                 cfg.regions.front() + "'); name static SAs in other regions");
+        if (p.region != g->region) {
+            return f.fail(errc::config_reference, "group '" + *name + "' is in region '" + cfg.regions[g->region] +
+                                                      "' (its key server's SAs live there), this policy in region '" +
+                                                      cfg.regions[p.region] + "'");
         }
         p.group = *name;
         return {};

@@ -152,6 +152,7 @@ config::sa_cfg sa_of(const config::group_cfg& g, const gkm::tek& t, config::dire
     s.key = config::secret_bytes(std::move(keymat));
     s.group = g.name;
     s.source_auth = g.source_auth; // the group's source authentication applies to every SA of it
+    s.region = g.region;           // in the SAD of the region whose key server keyed it
     if (dir == config::direction::in) {
         s.dst = g.dst;
         s.replay_window = g.replay_window;
@@ -165,6 +166,8 @@ struct key_manager::member_rt {
     config::group_cfg group;
     bool sender = false;
     std::unique_ptr<gkm::group_member> gm;
+    std::chrono::milliseconds activation{0};   ///< of the member entry of the group's region
+    std::chrono::milliseconds deactivation{0};
     std::map<uint32_t, clock::time_point> arrived; ///< TEK SPI -> when this gateway got it
     key_plan plan;
     gkm::member_state last_state = gkm::member_state::idle;
@@ -208,54 +211,55 @@ result<std::unique_ptr<key_manager>> key_manager::create(const config::gateway_c
                        km->_gcks->leading() ? "leading" : "standing by");
         }
     }
-    if (!member_role || !cfg.member) {
+    if (!member_role || cfg.members.empty()) {
         return km;
-    }
-    const config::member_cfg& mc = *cfg.member;
-    km->_activation = std::chrono::milliseconds(mc.activation_delay_ms);
-    km->_deactivation = std::chrono::milliseconds(mc.deactivation_delay_ms);
-    auto where = [&](const error& e) {
-        return error{e.code, cfg.file + ":" + std::to_string(mc.line) + ": member: " + e.detail};
-    };
-    auto server = endpoint_of(mc.key_server);
-    auto local = gkm::endpoint::parse(mc.local_address, 0);
-    if (!server || !local) {
-        return where(server ? local.err() : server.err());
     }
     for (const auto& g : cfg.groups) {
         const bool named = std::any_of(cfg.policies.begin(), cfg.policies.end(),
                                        [&](const config::policy_cfg& p) { return p.group == g.name; });
-        if (!named) {
-            continue; // a group only the key server serves
+        const config::member_cfg* mc = cfg.member_for(g.region);
+        if (!named || mc == nullptr) {
+            continue; // a group only the key server serves (a policy naming it needs a member: config)
         }
+        auto where = [&](const error& e) {
+            return error{e.code, cfg.file + ":" + std::to_string(mc->line) + ": member: " + e.detail};
+        };
         auto m = std::make_unique<member_rt>();
         m->group = g;
         m->sender = sends_to(cfg, g.name);
+        m->activation = std::chrono::milliseconds(mc->activation_delay_ms);
+        m->deactivation = std::chrono::milliseconds(mc->deactivation_delay_ms);
         gkm::member_config c;
+        auto local = gkm::endpoint::parse(mc->local_address, 0);
+        if (!local) {
+            return where(local.err());
+        }
         c.local = *local;
-        c.gcks = *server;
-        for (const auto& ks : mc.key_servers) {
+        for (const auto& ks : mc->key_servers) {
             auto e = endpoint_of(ks);
             if (!e) {
                 return where(e.err());
             }
             c.key_servers.push_back(*e);
         }
-        c.identity = mc.identity;
-        c.psk = gkm::bytes(mc.psk.bytes());
-        c.certificates = certificates_of(mc.certificates);
-        c.gcks_identity = mc.key_server_identity;
+        c.gcks = c.key_servers.front();
+        c.identity = mc->identity;
+        c.psk = gkm::bytes(mc->psk.bytes());
+        c.certificates = certificates_of(mc->certificates);
+        c.gcks_identity = mc->key_server_identity;
         c.group_id = g.id;
         c.sender = m->sender;
-        c.group = static_cast<gkm::dh_group>(mc.dh_group);
+        c.group = static_cast<gkm::dh_group>(mc->dh_group);
         auto gm = gkm::group_member::create(std::move(c));
         if (!gm) {
             return where(gm.err());
         }
         m->gm = std::move(gm.value());
         m->gm->start(now);
-        MSECGW_LOG(INFO, keys, "group %s (id %u): registering with key server %s as %s%s", g.name.c_str(), g.id,
-                   server->to_string().c_str(), mc.identity.c_str(), m->sender ? ", sender" : "");
+        const std::string region = cfg.regions.empty() ? "" : " in region " + cfg.regions[g.region];
+        MSECGW_LOG(INFO, keys, "group %s (id %u%s): registering with key server %s as %s%s", g.name.c_str(), g.id,
+                   region.c_str(), m->gm->key_server().to_string().c_str(), mc->identity.c_str(),
+                   m->sender ? ", sender" : "");
         km->_members.push_back(std::move(m));
     }
     return km;
@@ -310,7 +314,7 @@ void key_manager::tick_member(member_rt& m, clock::time_point now)
         // (activation delay) for the deactivation delay.
         next.in_spis.push_back(ms->teks.front().spi);
         for (size_t i = 1; i < ms->teks.size(); ++i) {
-            if (now < m.arrived[ms->teks[i - 1].spi] + _activation + _deactivation) {
+            if (now < m.arrived[ms->teks[i - 1].spi] + m.activation + m.deactivation) {
                 next.in_spis.push_back(ms->teks[i].spi);
             }
         }
@@ -321,7 +325,7 @@ void key_manager::tick_member(member_rt& m, clock::time_point now)
         if (m.sender && ms->sender_id) {
             next.out_spi = ms->teks.back().spi;
             for (const auto& t : ms->teks) {
-                if (now >= m.arrived[t.spi] + _activation) {
+                if (now >= m.arrived[t.spi] + m.activation) {
                     next.out_spi = t.spi;
                     break;
                 }
@@ -493,6 +497,7 @@ std::vector<member_status> key_manager::members() const
         member_status s;
         s.group = m->group.name;
         s.group_id = m->group.id;
+        s.key_server = m->gm->key_server().to_string();
         s.state = m->gm->state();
         s.sender = m->sender;
         s.sender_id = m->plan.sender_id;

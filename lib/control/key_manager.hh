@@ -1,7 +1,8 @@
 #pragma once
 /// Group key management on the control core (RFC 9838): the embedded key server (GCKS) when the
 /// configuration has `key_server`, and one G-IKEv2 group member per group that this gateway's
-/// policies name when it has `member`. It turns the members' keys into the SAs the data plane
+/// policies name when it has a `member` entry for the group's region (each region's groups register
+/// with that region's key server). It turns the members' keys into the SAs the data plane
 /// runs (expand()), timed so that a rekey is make-before-break:
 ///
 ///   new TEK arrives ──► inbound SA installed at once (every receiver can open it)
@@ -30,6 +31,7 @@ namespace msecgw::control {
 struct member_status {
     std::string group;
     uint32_t group_id = 0;
+    std::string key_server;               ///< address:port registrations go to now
     gkm::member_state state = gkm::member_state::idle;
     bool sender = false;                  ///< this gateway asked for a Sender-ID
     std::optional<uint32_t> sender_id;
@@ -84,8 +86,6 @@ private:
     std::vector<config::group_cfg> _groups;
     std::unique_ptr<gkm::gcks> _gcks;
     std::vector<std::unique_ptr<member_rt>> _members;
-    std::chrono::milliseconds _activation{0};
-    std::chrono::milliseconds _deactivation{0};
 };
 
 /// `cfg` without what key_manager::expand added: generated SAs and twin policies removed, group

@@ -89,15 +89,15 @@ TEST(config_keys, EveryKeyOfTheThreeSections)
     EXPECT_EQ(c.key_server->admission.cookie_threshold, 10u);
     EXPECT_EQ(c.key_server->admission.cookie_secret_lifetime_ms, 2000u);
     EXPECT_EQ(c.key_server->admission.finished_linger_ms, 0u);
-    ASSERT_TRUE(c.member);
-    EXPECT_EQ(c.member->identity, "gw-a");
-    EXPECT_EQ(c.member->psk.size(), 16u);
-    EXPECT_EQ(c.member->key_server, (udp_endpoint{"127.0.0.1", 18848}));
-    EXPECT_EQ(c.member->key_server_identity, "ks1");
-    EXPECT_EQ(c.member->local_address, "127.0.0.2");
-    EXPECT_EQ(c.member->dh_group, 31);
-    EXPECT_EQ(c.member->activation_delay_ms, 250u);
-    EXPECT_EQ(c.member->deactivation_delay_ms, 2500u);
+    ASSERT_EQ(c.members.size(), 1u);
+    EXPECT_EQ(c.members.at(0).identity, "gw-a");
+    EXPECT_EQ(c.members.at(0).psk.size(), 16u);
+    EXPECT_EQ(c.members.at(0).key_server, (udp_endpoint{"127.0.0.1", 18848}));
+    EXPECT_EQ(c.members.at(0).key_server_identity, "ks1");
+    EXPECT_EQ(c.members.at(0).local_address, "127.0.0.2");
+    EXPECT_EQ(c.members.at(0).dh_group, 31);
+    EXPECT_EQ(c.members.at(0).activation_delay_ms, 250u);
+    EXPECT_EQ(c.members.at(0).deactivation_delay_ms, 2500u);
     ASSERT_EQ(c.policies.size(), 2u);
     EXPECT_EQ(c.policies[0].group, "video");
     EXPECT_TRUE(c.policies[0].sa.empty());
@@ -116,11 +116,11 @@ TEST(config_keys, Defaults)
     EXPECT_EQ(g.replay_window, 1024u);
     EXPECT_EQ(c.key_server->identity, "gcks");
     EXPECT_TRUE(c.key_server->state_path.empty());
-    EXPECT_EQ(c.member->key_server_identity, "gcks");
-    EXPECT_EQ(c.member->local_address, "0.0.0.0");
-    EXPECT_EQ(c.member->dh_group, 19);
-    EXPECT_EQ(c.member->activation_delay_ms, 1000u);
-    EXPECT_EQ(c.member->deactivation_delay_ms, 5000u);
+    EXPECT_EQ(c.members.at(0).key_server_identity, "gcks");
+    EXPECT_EQ(c.members.at(0).local_address, "0.0.0.0");
+    EXPECT_EQ(c.members.at(0).dh_group, 19);
+    EXPECT_EQ(c.members.at(0).activation_delay_ms, 1000u);
+    EXPECT_EQ(c.members.at(0).deactivation_delay_ms, 5000u);
 }
 
 TEST(config_keys, Certificates)
@@ -134,9 +134,9 @@ TEST(config_keys, Certificates)
     EXPECT_EQ(c.key_server->certificates.private_key_file, "/etc/msecgw/gcks.key");
     EXPECT_EQ(c.key_server->certificates.ca_file, "/etc/msecgw/ca.crt");
     EXPECT_TRUE(c.key_server->peers.empty()) << "with ca_file, members need no peers entry";
-    EXPECT_EQ(c.member->psk.size(), 0u);
-    EXPECT_EQ(c.member->certificates.certificate_file, "/etc/msecgw/gw-a.crt");
-    EXPECT_EQ(c.member->key_server, (udp_endpoint{"127.0.0.1", 848}));
+    EXPECT_EQ(c.members.at(0).psk.size(), 0u);
+    EXPECT_EQ(c.members.at(0).certificates.certificate_file, "/etc/msecgw/gw-a.crt");
+    EXPECT_EQ(c.members.at(0).key_server, (udp_endpoint{"127.0.0.1", 848}));
 }
 
 TEST(config_keys, AKeyServerAloneNeedsNoPorts)
@@ -226,18 +226,18 @@ TEST(config_keys, SeveralKeyServersOnEtcd)
                    "  etcd_prefix: /msecgw/r1\n  candidate_id: ks-1\n  leader_ttl_seconds: 7\n") +
         std::string("member:\n  identity: gw-a\n  psk: \"") + psk_a +
         "\"\n  key_server: [127.0.0.1:18848, 127.0.0.2]\n"));
-    ASSERT_TRUE(c.key_server && c.member);
+    ASSERT_TRUE(c.key_server && c.members.size() == 1);
     EXPECT_EQ(c.key_server->etcd_endpoints, (std::vector<std::string>{"http://10.0.0.1:2379", "http://10.0.0.2:2379"}));
     EXPECT_EQ(c.key_server->etcd_prefix, "/msecgw/r1");
     EXPECT_EQ(c.key_server->candidate_id, "ks-1");
     EXPECT_EQ(c.key_server->leader_ttl_seconds, 7u);
-    ASSERT_EQ(c.member->key_servers.size(), 2u);
-    EXPECT_EQ(c.member->key_servers[1].address, "127.0.0.2");
-    EXPECT_EQ(c.member->key_servers[1].port, 848);
-    EXPECT_EQ(c.member->key_server.port, 18848) << "key_server is the first of the list";
+    ASSERT_EQ(c.members.at(0).key_servers.size(), 2u);
+    EXPECT_EQ(c.members.at(0).key_servers[1].address, "127.0.0.2");
+    EXPECT_EQ(c.members.at(0).key_servers[1].port, 848);
+    EXPECT_EQ(c.members.at(0).key_server.port, 18848) << "key_server is the first of the list";
 
     const gateway_cfg one = load_ok(base(group() + key_server() + member()));
-    ASSERT_EQ(one.member->key_servers.size(), 1u);
+    ASSERT_EQ(one.members.at(0).key_servers.size(), 1u);
     EXPECT_TRUE(one.key_server->etcd_endpoints.empty());
     EXPECT_EQ(one.key_server->leader_ttl_seconds, 5u);
 

@@ -96,3 +96,96 @@ TEST(config_regions, errors_name_file_line_key)
     expect_error(boundary("  - {dir: in, region: nowhere, action: bypass}\n"), errc::config_reference, 14,
                  "policies[2].region", "nowhere");
 }
+
+namespace {
+
+const char* const psk_1 = "0x6c6561662d612d6d656d6265722d70736b"; // test only
+const char* const psk_2 = "0x7472756e6b2d6d656d6265722d70736b2d";
+
+/// A boundary gateway keyed by two key servers: group `leaf` by leaf-a's, `trunk` by the trunk's.
+/// `members` is the member section (starts on line 8); the policies follow it.
+std::string keyed_boundary(const std::string& members, const std::string& trunk_policy_region = "trunk")
+{
+    return "regions: [leaf-a, trunk]\n"
+           "ports:\n"
+           "  - {port: 0, side: protected, region: leaf-a}\n"
+           "  - {port: 1, side: protected, region: trunk}\n"
+           "groups:\n"
+           "  - {name: leaf, id: 1, dst: 239.0.0.0/8, region: leaf-a}\n"
+           "  - {name: trunk, id: 2, dst: 239.0.0.0/8, region: trunk}\n" +
+           members +
+           "policies:\n"
+           "  - {dir: in, region: leaf-a, dst: 239.0.0.0/8, action: protect, group: leaf}\n"
+           "  - {dir: out, region: " + trunk_policy_region + ", dst: 239.0.0.0/8, action: protect, group: trunk}\n";
+}
+
+std::string member_entry(const std::string& region, const std::string& identity, const char* psk,
+                         const std::string& key_server)
+{
+    return "  - {" + (region.empty() ? "" : "region: " + region + ", ") + "identity: " + identity + ", psk: \"" + psk +
+           "\", key_server: \"" + key_server + "\"}\n";
+}
+
+} // namespace
+
+TEST(config_regions, each_region_has_its_own_key_server)
+{
+    const gateway_cfg c = load_ok(keyed_boundary("member:\n" + member_entry("leaf-a", "gw-1", psk_1, "10.1.0.9") +
+                                                 member_entry("trunk", "gw-1-trunk", psk_2, "10.7.0.9:1848")));
+    ASSERT_EQ(c.groups.size(), 2u);
+    EXPECT_EQ(c.groups[0].region, 0);
+    EXPECT_EQ(c.groups[1].region, 1);
+    ASSERT_EQ(c.members.size(), 2u);
+    ASSERT_NE(c.member_for(0), nullptr);
+    ASSERT_NE(c.member_for(1), nullptr);
+    EXPECT_EQ(c.member_for(0)->identity, "gw-1");
+    EXPECT_EQ(c.member_for(0)->key_server, (udp_endpoint{"10.1.0.9", 848}));
+    EXPECT_EQ(c.member_for(1)->identity, "gw-1-trunk");
+    EXPECT_EQ(c.member_for(1)->key_server, (udp_endpoint{"10.7.0.9", 1848}));
+    EXPECT_EQ(c.policies[0].region, 0);
+    EXPECT_EQ(c.policies[1].region, 1);
+}
+
+TEST(config_regions, a_member_entry_without_region_serves_every_region_without_its_own)
+{
+    const gateway_cfg one = load_ok(keyed_boundary("member:\n  identity: gw-1\n  psk: \"" + std::string(psk_1) +
+                                                   "\"\n  key_server: 10.1.0.9\n"));
+    ASSERT_EQ(one.members.size(), 1u);
+    EXPECT_FALSE(one.members[0].region.has_value());
+    EXPECT_EQ(one.member_for(0), &one.members[0]);
+    EXPECT_EQ(one.member_for(1), &one.members[0]);
+    const gateway_cfg mixed = load_ok(keyed_boundary("member:\n" + member_entry("trunk", "gw-t", psk_2, "10.7.0.9") +
+                                                     member_entry("", "gw-1", psk_1, "10.1.0.9")));
+    ASSERT_EQ(mixed.members.size(), 2u);
+    EXPECT_EQ(mixed.member_for(0)->identity, "gw-1");
+    EXPECT_EQ(mixed.member_for(1)->identity, "gw-t");
+}
+
+TEST(config_regions, group_member_errors_name_file_line_key)
+{
+    const std::string both = "member:\n" + member_entry("leaf-a", "gw-1", psk_1, "10.1.0.9") +
+                             member_entry("trunk", "gw-1", psk_2, "10.7.0.9");
+    auto error = [](const std::string& yaml, errc code, int line, const std::string& key, const std::string& word) {
+        test::expect_config_error(yaml, code, line, key, word, {"6d656d626572", "70736b"});
+    };
+    // A policy naming a group sits in the group's region.
+    error(keyed_boundary(both, "leaf-a"), errc::config_reference, 13, "policies[1].group", "region 'trunk'");
+    // One member entry per region, and one for every region at most.
+    error(keyed_boundary("member:\n" + member_entry("trunk", "gw-1", psk_1, "10.1.0.9") +
+                         member_entry("trunk", "gw-2", psk_2, "10.7.0.9")),
+          errc::config_duplicate, 10, "member[1].region", "second member entry for region 'trunk'");
+    error(keyed_boundary("member:\n" + member_entry("", "gw-1", psk_1, "10.1.0.9") +
+                         member_entry("", "gw-2", psk_2, "10.7.0.9")),
+          errc::config_duplicate, 10, "member[1]", "every region");
+    // A group a policy names needs a member entry for its region.
+    error(keyed_boundary("member:\n" + member_entry("leaf-a", "gw-1", psk_1, "10.1.0.9")), errc::config_missing_key,
+          12, "policies", "'member' entry for its region 'trunk'");
+    error(keyed_boundary(""), errc::config_missing_key, 9, "policies", "top-level key 'member'");
+    error(keyed_boundary("member:\n" + member_entry("nowhere", "gw-1", psk_1, "10.1.0.9")), errc::config_reference,
+          9, "member[0].region", "not in 'regions'");
+    error(keyed_boundary("member: []\n"), errc::config_bad_value, 8, "member", "non-empty list");
+    error(keyed_boundary("member: [7]\n"), errc::config_bad_value, 8, "member[0]", "mapping");
+    std::string bad_group = keyed_boundary(both);
+    bad_group.replace(bad_group.find("id: 2, dst: 239.0.0.0/8, region: trunk}"), 39, "id: 2, dst: 239.0.0.0/8, region: sky}");
+    error(bad_group, errc::config_reference, 7, "groups[1].region", "not in 'regions'");
+}
