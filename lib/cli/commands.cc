@@ -29,6 +29,27 @@ std::string prefix_or_any(const std::optional<config::ip_prefix>& p)
     return p ? config::to_string(*p) : "any";
 }
 
+/// The name of region `index`; empty on a gateway without `regions` (one implicit region).
+std::string region_name(const config::gateway_cfg& cfg, uint16_t index)
+{
+    return index < cfg.regions.size() ? cfg.regions[index] : std::string();
+}
+
+/// Tables of SAs and policies get a "region" column at `pos` on a gateway with `regions`.
+void with_region_column(const config::gateway_cfg& cfg, std::vector<std::string>& header, std::size_t pos)
+{
+    if (!cfg.regions.empty()) {
+        header.insert(header.begin() + static_cast<std::ptrdiff_t>(pos), "region");
+    }
+}
+
+void with_region_column(const config::gateway_cfg& cfg, std::vector<std::string>& row, std::size_t pos, uint16_t region)
+{
+    if (!cfg.regions.empty()) {
+        row.insert(row.begin() + static_cast<std::ptrdiff_t>(pos), region_name(cfg, region));
+    }
+}
+
 std::string range(const config::u16_range& r, uint16_t lo, uint16_t hi)
 {
     if (r.lo == lo && r.hi == hi) {
@@ -119,10 +140,10 @@ const std::vector<command_info>& command_list()
         {"clear stats", "restart the CLI's counters from zero (metrics and --stats-json keep run totals)"},
         {"set log <type> <level>", "rte_log level of a type or glob (msecgw.*, lib.eal): emerg..debug"},
         {"add sa name=N dir=out|in spi=S aead=A key=0x… [dst=P] [src=P] [replay_window=W] "
-         "[sender_id=I sender_id_bits=B]", "install an SA (RCU, no packet loss)"},
+         "[sender_id=I sender_id_bits=B] [region=R]", "install an SA (RCU, no packet loss); region: default the first"},
         {"del sa <name>", "remove an SA no policy names"},
         {"add policy [at=N] dir=out|in [src=P] [dst=P] [proto=X] [sport=R] [dport=R] [vlan=R] "
-         "action=protect|bypass|discard [sa=N]", "insert a policy before policy N (default: last)"},
+         "action=protect|bypass|discard [sa=N] [region=R]", "insert a policy before policy N (default: last)"},
         {"del policy <N>", "remove policy N (see show policy)"},
         {"rekey group <group>", "rekey a group through its key server"},
         {"help", "this list"},
@@ -343,17 +364,24 @@ reply engine::show_sa(bool as_json)
                 .kv("aead", config::to_string(r.c->aead)).kv("dst", prefix_or_any(r.c->dst))
                 .kv("src", prefix_or_any(r.c->src)).kv("sender_id", uint64_t{r.c->sender_id})
                 .kv("sender_id_bits", uint64_t{r.c->sender_id_bits}).kv("replay_window", uint64_t{r.c->replay_window})
-                .kv("packets", p).kv("bytes", b).kv("state", r.n ? r.n->state : "not installed").end();
+                .kv("region", region_name(cfg, r.c->region)).kv("packets", p).kv("bytes", b)
+                .kv("state", r.n ? r.n->state : "not installed").end();
         }
         return ok(j.end().take());
     }
-    table tb({"name", "dir", "spi", "aead", "dst", "src", "sender_id", "replay", "packets", "bytes", "state"});
+    std::vector<std::string> columns{"name", "dir", "spi", "aead", "dst", "src", "sender_id", "replay", "packets",
+                                     "bytes", "state"};
+    with_region_column(cfg, columns, 2);
+    table tb(columns);
     for (const auto& r : rows) {
         const auto [p, b] = counted(r.n);
-        tb.row({r.c->name, std::string(config::to_string(r.c->dir)), hex32(r.c->spi),
-                std::string(config::to_string(r.c->aead)), prefix_or_any(r.c->dst), prefix_or_any(r.c->src),
-                sender(*r.c), r.c->dir == config::direction::in ? u64(r.c->replay_window) : "-", u64(p), u64(b),
-                r.n ? r.n->state : "not installed"});
+        std::vector<std::string> row{r.c->name, std::string(config::to_string(r.c->dir)), hex32(r.c->spi),
+                                     std::string(config::to_string(r.c->aead)), prefix_or_any(r.c->dst),
+                                     prefix_or_any(r.c->src), sender(*r.c),
+                                     r.c->dir == config::direction::in ? u64(r.c->replay_window) : "-", u64(p), u64(b),
+                                     r.n ? r.n->state : "not installed"};
+        with_region_column(cfg, row, 2, r.c->region);
+        tb.row(std::move(row));
     }
     return ok(tb.empty() ? "no SAs\n" : tb.str());
 }
@@ -369,7 +397,8 @@ reply engine::show_policy(bool as_json)
             j.obj().kv("index", uint64_t{i}).kv("dir", config::to_string(p.dir)).kv("src", config::to_string(p.src))
                 .kv("dst", config::to_string(p.dst)).kv("proto", proto_name(p.proto))
                 .kv("sport", range(p.sport, 0, 0xffff)).kv("dport", range(p.dport, 0, 0xffff))
-                .kv("vlan", range(p.vlan, 0, 0xffff)).kv("action", config::to_string(p.action));
+                .kv("vlan", range(p.vlan, 0, 0xffff)).kv("action", config::to_string(p.action))
+                .kv("region", region_name(cfg, p.region));
             if (p.action == config::policy_action::protect) {
                 j.kv("sa", p.sa);
             } else {
@@ -379,12 +408,17 @@ reply engine::show_policy(bool as_json)
         }
         return ok(j.end().take());
     }
-    table tb({"#", "dir", "src", "dst", "proto", "sport", "dport", "vlan", "action", "sa"});
+    std::vector<std::string> columns{"#", "dir", "src", "dst", "proto", "sport", "dport", "vlan", "action", "sa"};
+    with_region_column(cfg, columns, 2);
+    table tb(columns);
     for (std::size_t i = 0; i < cfg.policies.size(); ++i) {
         const auto& p = cfg.policies[i];
-        tb.row({u64(i), std::string(config::to_string(p.dir)), config::to_string(p.src), config::to_string(p.dst),
-                proto_name(p.proto), range(p.sport, 0, 0xffff), range(p.dport, 0, 0xffff), range(p.vlan, 0, 0xffff),
-                std::string(config::to_string(p.action)), p.sa.empty() ? "-" : p.sa});
+        std::vector<std::string> row{u64(i), std::string(config::to_string(p.dir)), config::to_string(p.src),
+                                     config::to_string(p.dst), proto_name(p.proto), range(p.sport, 0, 0xffff),
+                                     range(p.dport, 0, 0xffff), range(p.vlan, 0, 0xffff),
+                                     std::string(config::to_string(p.action)), p.sa.empty() ? "-" : p.sa};
+        with_region_column(cfg, row, 2, p.region);
+        tb.row(std::move(row));
     }
     return ok(tb.empty() ? "no policies (everything is discarded: policy_no_match)\n" : tb.str());
 }

@@ -58,13 +58,26 @@ result<std::string> flow_map(const std::string& what, const std::vector<std::str
     return out + "}";
 }
 
-/// The ports of the running configuration (the mini document must pass the port checks).
-std::string ports_yaml(const config::gateway_cfg& c)
+/// The regions and ports of the running configuration: the mini document must pass the port
+/// checks (a boundary pair in two regions) and may name the regions (`region=`).
+std::string layout_yaml(const config::gateway_cfg& c)
 {
-    std::string out = "ports:\n";
+    std::string out;
+    if (!c.regions.empty()) {
+        out = "regions: [";
+        for (std::size_t i = 0; i < c.regions.size(); ++i) {
+            out += (i == 0 ? "\"" : ", \"") + c.regions[i] + "\"";
+        }
+        out += "]\n";
+    }
+    out += "ports:\n";
     for (const auto& p : c.ports) {
         out += "  - {port: " + std::to_string(p.port) + ", side: " + std::string(config::to_string(p.side)) +
-               ", mtu: " + std::to_string(p.mtu) + "}\n";
+               ", mtu: " + std::to_string(p.mtu);
+        if (!c.regions.empty()) {
+            out += ", region: \"" + c.regions.at(p.region) + "\"";
+        }
+        out += "}\n";
     }
     return out;
 }
@@ -109,12 +122,12 @@ result<config::gateway_cfg> with_sa_added(const config::gateway_cfg& running, co
     std::map<std::string, std::string> seen;
     auto m = flow_map(what, kv,
                       {"name", "dir", "spi", "aead", "key", "dst", "src", "replay_window", "sender_id",
-                       "sender_id_bits"},
+                       "sender_id_bits", "region"},
                       &seen);
     if (!m) {
         return m.err();
     }
-    const std::string doc = "state_dir: x\n" + ports_yaml(running) + "sas:\n  - " + *m + "\n";
+    const std::string doc = "state_dir: x\n" + layout_yaml(running) + "sas:\n  - " + *m + "\n";
     auto parsed = config::load_string(doc, what);
     if (!parsed) {
         return reworded(what, "sas", parsed.err());
@@ -174,7 +187,8 @@ result<config::gateway_cfg> with_policy_added(const config::gateway_cfg& running
         have_at = true;
     }
     std::map<std::string, std::string> seen;
-    auto m = flow_map(what, rest, {"dir", "src", "dst", "proto", "sport", "dport", "vlan", "action", "sa"}, &seen);
+    auto m = flow_map(what, rest, {"dir", "src", "dst", "proto", "sport", "dport", "vlan", "action", "sa", "region"},
+                      &seen);
     if (!m) {
         return m.err();
     }
@@ -187,9 +201,13 @@ result<config::gateway_cfg> with_policy_added(const config::gateway_cfg& running
             return error{errc::config_reference, what + ": sa: no SA named '" + shown(it->second) + "' (see show sa)"};
         }
         sas = "sas:\n  - {name: \"" + sa->name + "\", dir: " + std::string(config::to_string(sa->dir)) +
-              ", spi: 256, aead: aes-128-gcm, key: \"0x" + std::string(40, '0') + "\"}\n";
+              ", spi: 256, aead: aes-128-gcm, key: \"0x" + std::string(40, '0') + "\"";
+        if (!running.regions.empty()) {
+            sas += ", region: \"" + running.regions.at(sa->region) + "\"";
+        }
+        sas += "}\n";
     }
-    const std::string doc = "state_dir: x\n" + ports_yaml(running) + sas + "policies:\n  - " + *m + "\n";
+    const std::string doc = "state_dir: x\n" + layout_yaml(running) + sas + "policies:\n  - " + *m + "\n";
     auto parsed = config::load_string(doc, what);
     if (!parsed) {
         return reworded(what, "policies", parsed.err());

@@ -228,7 +228,7 @@ class ShowAndEditTest(CliCase):
         self.assertEqual(set(sas), {"a", "a-in"})
         self.assertEqual(sas["a"], {"name": "a", "dir": "out", "spi": "0x00007001", "aead": "aes-128-gcm",
                                     "dst": "any", "src": "any", "sender_id": 0, "sender_id_bits": 0,
-                                    "replay_window": 1024, "packets": SEALED, "bytes": SEALED * 128,
+                                    "replay_window": 1024, "region": "", "packets": SEALED, "bytes": SEALED * 128,
                                     "state": "active"})
         self.assertEqual((sas["a-in"]["dir"], sas["a-in"]["dst"], sas["a-in"]["aead"], sas["a-in"]["packets"]),
                          ("in", "239.6.0.0/16", "aes-256-gcm", 0))

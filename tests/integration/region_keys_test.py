@@ -14,18 +14,20 @@ server, so a registration sent to the wrong key server would be refused. Checked
 reaches edge B's clear side once, byte for byte, with no drop anywhere; leaf A's segment carries
 only TEKs issued by leaf-a's key server and the trunk only TEKs of the trunk's (several of each:
 both rekeyed under traffic, independently); no (SPI, IV) twice; the boundary's `show group` names
-each group's region and key server; a reload that moves a group to another region is refused.
+each group's region and key server, the CLI adds a static SA and policy to the trunk region, and a
+reload that moves a group to another region is refused.
 """
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gwharness import read_pcap, write_pcap  # noqa: E402
-from key_management_test import KeyTestbed, clear_frame  # noqa: E402
+from key_management_test import CLI_BIN, KeyTestbed, clear_frame  # noqa: E402
 from livegw import live  # noqa: E402
 
 PORT = {"leaf-a": 18851, "trunk": 18852}
@@ -114,6 +116,19 @@ class RegionKeyServersTest(KeyTestbed):
         self.assertEqual(shown["trunk"]["member_key_server"], f"127.0.0.1:{PORT['trunk']}")
         self.assertIsNone(shown["leaf"]["sender_id"], "the boundary only opens leaf-a's group")
         self.assertIsNotNone(shown["trunk"]["sender_id"], "and seals under the trunk's")
+
+        # The CLI adds a static SA and its policy to the trunk region, beside the key server's.
+        key = "0x" + bytes(range(200, 220)).hex()
+        for words in (["add", "sa", "name=t-static", "dir=in", "spi=0x7e000001", "aead=aes-128-gcm", f"key={key}",
+                       "region=trunk"],
+                      ["add", "policy", "dir=in", "dst=239.2.0.0/16", "action=protect", "sa=t-static", "region=trunk"]):
+            r = subprocess.run([CLI_BIN, "--socket", self.path("bnd.sock"), *words], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        sas = {sa["name"]: sa for sa in self.cli_json("bnd", "show", "sa")}
+        self.assertEqual((sas["t-static"]["region"], sas["t-static"]["state"]), ("trunk", "active"))
+        self.assertEqual({sa["region"] for name, sa in sas.items() if name.startswith("leaf.")}, {"leaf-a"})
+        self.assertEqual({sa["region"] for name, sa in sas.items() if name.startswith("trunk.")}, {"trunk"})
+        self.assertEqual([p["region"] for p in self.cli_json("bnd", "show", "policy") if p["sa"] == "t-static"], ["trunk"])
 
         # A group registered with its region's key server at start: a reload moving it is refused.
         text = boundary_text(self.path("state-bnd"))
