@@ -168,6 +168,10 @@ a_in = A["ports"][0]
 missed = a_in["nic_imissed"]  # the capture ring overflowed (CPU starved): frames never reached A
 if missed:
     print(f"  A's input port missed      {missed} frames (nic_imissed: the host was too busy to poll)")
+extra = a_in["rx_packets"] + missed - len(sent)
+if extra:
+    print(f"  A's input port received    {a_in['rx_packets']} frames, {extra:+d} against what the senders emitted "
+          "(frames on the veth that the demo did not send; see the drops above)")
 ok = (lost == 0 and B["drops_total"] == 0 and a_in["rx_packets"] + missed == len(sent) and missed == 0
       and A["tx_packets"] + A["drops_total"] == a_in["rx_packets"]
       and in_order and len(recv) == A["sealed"] + A["bypassed"] and A["drops"].get("no_group_key", 0) == 0)
